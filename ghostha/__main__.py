@@ -1,0 +1,5 @@
+"""`python -m ghostha`."""
+
+from ghostha.cli import main
+
+main()

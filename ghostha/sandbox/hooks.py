@@ -1,0 +1,278 @@
+"""Where the sandbox reaches into moto's internals, and the check that those internals are still there.
+
+moto models a target group's targets by instance id alone, so `(i-1, 32769)` replaces `(i-1, 32768)`, and every
+target is `healthy` the instant it is registered. The Auto Scaling group puts every instance in its first subnet
+and drops the launch template's instance profile. ECS tasks drift one state towards STOPPED each time they are
+described. The patches below fix exactly these; the simulation (sim.py) drives the rest through moto's backends.
+
+Everything in moto that the sandbox touches is listed in `REQUIRED`: `check()` verifies it, so that a moto
+upgrade that moves it fails loudly with a message instead of silently breaking the simulation.
+"""
+
+from __future__ import annotations
+
+import base64
+import inspect
+from importlib.metadata import version
+from typing import Any
+
+try:
+    from moto.autoscaling.models import FakeAutoScalingGroup
+    from moto.ec2.models import ec2_backends
+    from moto.ecs import models as ecs_models
+    from moto.elbv2 import models as elbv2_models
+    from moto.moto_api import state_manager
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise ImportError(
+        "the ghostha sandbox needs moto's server extra: pip install 'ghostha[sandbox]'"
+    ) from exc
+
+TESTED_MOTO = ">=5.2.1,<5.3"
+
+# (object, attribute, what it must be): the internals the sandbox relies on.
+REQUIRED: list[tuple[Any, str, str]] = [
+    (elbv2_models.FakeTargetGroup, "register", "method"),
+    (elbv2_models.FakeTargetGroup, "deregister", "method"),
+    (elbv2_models.FakeTargetGroup, "health_for", "method"),
+    (elbv2_models.FakeTargetGroup, "deregister_terminated_instances", "method"),
+    (elbv2_models, "FakeHealthStatus", "class"),
+    (FakeAutoScalingGroup, "replace_autoscaling_group_instances", "method"),
+    (FakeAutoScalingGroup, "active_instances", "method"),
+    (ecs_models, "Task", "class"),
+    (ecs_models, "Container", "class"),
+    (ecs_models.EC2ContainerServiceBackend, "register_container_instance", "method"),
+    (ecs_models.EC2ContainerServiceBackend, "describe_task_definition", "method"),
+    (ecs_models.EC2ContainerServiceBackend, "_calculate_task_resource_requirements", "method"),
+    (ecs_models.EC2ContainerServiceBackend, "_get_cluster", "method"),
+    (ecs_models, "ecs_backends", "object"),
+    (elbv2_models, "elbv2_backends", "object"),
+    (state_manager, "set_transition", "method"),
+]
+
+# Constructor parameters the simulation passes by name.
+REQUIRED_PARAMS: list[tuple[Any, set[str]]] = [
+    (
+        ecs_models.Task.__init__,
+        {"cluster", "task_definition", "container_instance_arn", "resource_requirements", "backend", "group"},
+    ),
+    (elbv2_models.FakeHealthStatus.__init__, {"instance_id", "port", "health_port", "status", "reason"}),
+]
+
+# Instance attributes of moto's models that the simulation reads or writes.
+REQUIRED_ATTRS: dict[str, set[str]] = {
+    "EC2ContainerServiceBackend": {"clusters", "services", "tasks", "container_instances", "task_definitions"},
+    "Service": {"desired_count", "running_count", "pending_count", "deployments", "events", "load_balancers"},
+    "Task": {"desired_status", "container_instance_arn", "task_definition_arn", "stopped_reason", "containers"},
+    "ContainerInstance": {"ec2_instance_id", "status", "registered_resources", "remaining_resources"},
+    "FakeTargetGroup": {"targets", "port", "vpc_id", "load_balancer_arns"},
+}
+
+
+def check() -> list[str]:
+    """What in moto the sandbox relies on is missing or changed: one line each, empty when all is well."""
+    problems: list[str] = []
+    for obj, attr, kind in REQUIRED:
+        value = getattr(obj, attr, None)
+        if value is None or (kind == "method" and not callable(value)):
+            problems.append(f"{getattr(obj, '__name__', obj)}.{attr} ({kind}) is missing")
+    for func, params in REQUIRED_PARAMS:
+        missing = params - set(inspect.signature(func).parameters)
+        if missing:
+            problems.append(f"{func.__qualname__} no longer takes {sorted(missing)}")
+    sources = {
+        "EC2ContainerServiceBackend": inspect.getsource(ecs_models.EC2ContainerServiceBackend.__init__),
+        "Service": inspect.getsource(ecs_models.Service.__init__),
+        "Task": inspect.getsource(ecs_models.Task.__init__),
+        "ContainerInstance": inspect.getsource(ecs_models.ContainerInstance.__init__),
+        "FakeTargetGroup": inspect.getsource(elbv2_models.FakeTargetGroup.__init__),
+    }
+    for cls, attrs in REQUIRED_ATTRS.items():
+        for attr in sorted(attrs):
+            if f"self.{attr}" not in sources[cls]:
+                problems.append(f"{cls} no longer sets self.{attr}")
+    return problems
+
+
+def ensure_compatible() -> None:
+    problems = check()
+    if problems:
+        raise RuntimeError(
+            f"moto {version('moto')} is not compatible with the ghostha sandbox (tested with moto{TESTED_MOTO}): "
+            + "; ".join(problems)
+        )
+
+
+# --- target groups: targets keyed by (id, port), with state ------------------------------------------------
+
+
+def target_key(target_id: str, port: int | str) -> str:
+    return f"{target_id}:{port}"
+
+
+def _tg_register(self: Any, targets: list[dict[str, Any]]) -> None:
+    for target in targets:
+        if instance := self.ec2_backend.get_instance_by_id(target["Id"]):
+            if instance.state != "running":
+                raise elbv2_models.TargetNotRunning(instance_id=target["Id"])
+        port = int(target.get("Port", self.port))
+        key = target_key(target["Id"], port)
+        current = self.targets.get(key)
+        if current and current["State"] != "draining":
+            continue  # registering a registered target changes nothing, as on AWS
+        self.targets[key] = {
+            "Id": target["Id"],
+            "Port": port,
+            "State": "initial",
+            "Reason": "Elb.RegistrationInProgress",
+            "Description": "Target registration is in progress",
+            "since": None,  # stamped with simulated time by the simulation
+        }
+
+
+def _tg_deregister(self: Any, targets: list[dict[str, Any]]) -> None:
+    for target in targets:
+        key = target_key(target["Id"], int(target.get("Port", self.port)))
+        t = self.targets.get(key)
+        if not t:
+            raise elbv2_models.InvalidTargetError()
+        if t["State"] != "draining":
+            t.update(
+                State="draining",
+                Reason="Target.DeregistrationInProgress",
+                Description="Target deregistration is in progress",
+                since=None,
+            )
+
+
+def _tg_health_for(self: Any, target: dict[str, Any], ec2_backend: Any) -> Any:
+    port = int(target.get("Port", self.port))
+    t = self.targets.get(target_key(target["Id"], port))
+    if t is None:
+        return elbv2_models.FakeHealthStatus(
+            target["Id"],
+            port,
+            self.health_check_port,
+            "unused",
+            "Target.NotRegistered",
+            "Target is not registered to the target group",
+        )
+    reason = t["Reason"] if t["State"] != "healthy" else None
+    description = t["Description"] if t["State"] != "healthy" else None
+    return elbv2_models.FakeHealthStatus(
+        t["Id"], t["Port"], self.health_check_port, t["State"], reason, description
+    )
+
+
+def _tg_deregister_terminated(self: Any, instance_ids: list[str]) -> None:
+    # A terminated instance's targets drain; the simulation removes them after the deregistration delay.
+    for t in self.targets.values():
+        if t["Id"] in instance_ids and t["State"] != "draining":
+            t.update(
+                State="draining",
+                Reason="Target.DeregistrationInProgress",
+                Description="Target deregistration is in progress",
+                since=None,
+            )
+
+
+# --- Auto Scaling: instances round-robin over the subnets, with the template's instance profile -----------
+
+
+def _asg_launch(self: Any, count_needed: int, propagated_tags: dict[str, str]) -> None:
+    from moto.autoscaling.models import ASG_NAME_TAG, InstanceState
+
+    ec2 = self.autoscaling_backend.ec2_backend
+    propagated_tags[ASG_NAME_TAG] = self.name
+    propagated_tags.update(self.instance_tags)
+    subnet_ids = [s for s in (self.vpc_zone_identifier or "").split(",") if s]
+    launch_template = None
+    profile: dict[str, str] = {}
+    if self.ec2_launch_template:
+        if self.ec2_launch_template.id:
+            launch_template = {"LaunchTemplateId": self.ec2_launch_template.id}
+        else:
+            launch_template = {"LaunchTemplateName": self.ec2_launch_template.name}
+        data = ec2._get_template_from_args(launch_template).data
+        profile = data.get("IamInstanceProfile") or {}
+    elif self.launch_config is not None and self.launch_config.iam_instance_profile:
+        profile = {"Name": self.launch_config.iam_instance_profile}
+    for _ in range(count_needed):
+        kwargs: dict[str, Any] = {
+            "instance_type": self.instance_type,
+            "tags": {"instance": dict(propagated_tags)},
+            "launch_config": self.launch_config,
+            "launch_template": launch_template,
+            "is_instance_type_default": False,
+        }
+        if subnet_ids:
+            # the subnet with the fewest of this group's live instances: round-robin over the AZs
+            live = [s.instance.subnet_id for s in self.instance_states if s.instance.state == "running"]
+            subnet_id = min(subnet_ids, key=lambda s: (live.count(s), subnet_ids.index(s)))
+            kwargs["subnet_id"] = subnet_id
+            kwargs["placement"] = ec2.get_subnet(subnet_id).availability_zone
+        else:
+            kwargs["placement"] = self.availability_zones[0]
+        reservation = ec2.run_instances(self.image_id, 1, self.user_data, self.security_groups, **kwargs)
+        for instance in reservation.instances:
+            instance.autoscaling_group = self
+            if profile:
+                try:
+                    ec2.associate_iam_instance_profile(
+                        instance.id,
+                        iam_instance_profile_name=profile.get("Name"),
+                        iam_instance_profile_arn=profile.get("Arn"),
+                    )
+                except Exception:  # noqa: BLE001 - like AWS's agent: no usable profile, no registration
+                    pass
+            self.instance_states.append(
+                InstanceState(instance, protected_from_scale_in=self.new_instances_protected_from_scale_in)
+            )
+
+
+def pin_task_states() -> None:
+    """moto moves a task one state towards STOPPED per describe; the simulation owns task states instead."""
+    state_manager.set_transition("ecs::task", {"progression": "manual", "times": 10**12})
+
+
+_installed = False
+
+
+def install() -> None:
+    """Apply the patches (idempotent). Only the sandbox process calls this."""
+    global _installed
+    ensure_compatible()
+    if not _installed:
+        tg = elbv2_models.FakeTargetGroup
+        tg.register = _tg_register
+        tg.deregister = _tg_deregister
+        tg.health_for = _tg_health_for
+        tg.deregister_terminated_instances = _tg_deregister_terminated
+        FakeAutoScalingGroup.replace_autoscaling_group_instances = _asg_launch
+        _installed = True
+    pin_task_states()
+
+
+def user_data_text(instance: Any) -> str:
+    """An EC2 instance's user data, decoded (moto keeps it base64-encoded, sometimes in a list)."""
+    raw = instance.user_data
+    if isinstance(raw, list):
+        raw = raw[0] if raw else None
+    if not raw:
+        return ""
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    # user data reaches moto base64-encoded, and through a launch template once more
+    for _ in range(2):
+        try:
+            decoded = base64.b64decode(text, validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            break
+        text = decoded
+    return text
+
+
+def instance_profile_of(instance: Any) -> str | None:
+    assoc = ec2_backends[instance.ec2_backend.account_id][instance.ec2_backend.region_name]
+    a = assoc.iam_instance_profile_associations.get(instance.id)
+    if a is None:
+        return None
+    return str(a.iam_instance_profile.arn)

@@ -1,0 +1,189 @@
+"""The sandbox server: moto's HTTP app behind a guard that runs the simulation, one request at a time.
+
+Before each request the simulation catches up with the simulated clock, under the same lock as the request,
+so what a caller sees is always consistent. `/_ghostha/*` paths are the sandbox's own controls (info, advance,
+reset). `python -m ghostha.sandbox.server` runs one (that is what `ghostha sandbox start` starts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from ghostha.sandbox import guard, hooks
+from ghostha.sandbox.clock import SimClock
+from ghostha.sandbox.seed import Seeded, seed
+from ghostha.sandbox.sim import Simulator
+
+DEFAULT_REGION = "us-east-1"
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+
+
+def boto_client(endpoint: str, service: str, region: str = DEFAULT_REGION) -> Any:
+    """A boto3 client for the sandbox: placeholder credentials, few retries (moto's 500s are not transient)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        service,  # type: ignore[call-overload]
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id="sandbox",
+        aws_secret_access_key="sandbox",
+        config=Config(retries={"mode": "standard", "max_attempts": 2}),
+    )
+
+
+class Sandbox:
+    """A local AWS: moto server + simulation, on a free loopback port."""
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, scale: float = 0.0, region: str = DEFAULT_REGION
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.region = region
+        self.clock = SimClock(scale)
+        self.sim = Simulator(self.clock)
+        self.lock = threading.RLock()
+        self.seeded: Seeded | None = None
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------------------
+
+    def start(self, seed_story: bool = True) -> Sandbox:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+        from werkzeug.serving import WSGIRequestHandler, make_server
+
+        class QuietHandler(WSGIRequestHandler):
+            def log_request(self, *args: Any, **kwargs: Any) -> None:
+                pass
+
+        hooks.install()
+        guard.install(self.sim)
+        moto_app = DomainDispatcherApplication(create_backend_app)
+        self._server = make_server(
+            self.host, self.port, self._wsgi(moto_app), threaded=True, request_handler=QuietHandler
+        )
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, name="ghostha-sandbox", daemon=True)
+        self._thread.start()
+        self.reset(seed_story)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def client(self, service: str) -> Any:
+        return boto_client(self.endpoint, service, self.region)
+
+    # --- state --------------------------------------------------------------------------------------------
+
+    def reset(self, seed_story: bool = True) -> Seeded | None:
+        """Forget everything, then seed the story's starting point again."""
+        from moto.moto_api._internal.models import moto_api_backend
+
+        with self.lock:
+            moto_api_backend.reset()
+            hooks.pin_task_states()
+        self.seeded = seed(self.client, self.region) if seed_story else None
+        return self.seeded
+
+    def advance(self, seconds: float) -> None:
+        """Let simulated time pass, and the simulation act on it."""
+        self.clock.advance(seconds)
+        self.reconcile()
+
+    def reconcile(self) -> None:
+        with self.lock:
+            self.sim.reconcile()
+
+    # --- HTTP ---------------------------------------------------------------------------------------------
+
+    def _wsgi(self, app: Callable[[Environ, StartResponse], Iterable[bytes]]) -> Any:
+        def guarded(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+            path = str(environ.get("PATH_INFO", ""))
+            if path.startswith("/_ghostha/"):
+                return self._control(path, environ, start_response)
+            with self.lock:
+                self.sim.reconcile()
+                body = list(app(environ, start_response))
+                self.sim.reconcile()  # stamps what the request created with the time it happened
+                return body
+
+        return guarded
+
+    def _control(self, path: str, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        query = parse_qs(str(environ.get("QUERY_STRING", "")))
+        body: dict[str, Any]
+        if path == "/_ghostha/advance":
+            self.advance(float(query.get("seconds", ["0"])[0]))
+            body = {"seconds": self.clock.seconds()}
+        elif path == "/_ghostha/reset":
+            seeded = self.reset()
+            body = {"seeded": seeded.to_dict() if seeded else None}
+        elif path == "/_ghostha/info":
+            body = {
+                "endpoint": self.endpoint,
+                "seconds": self.clock.seconds(),
+                "scale": self.clock.scale,
+                "seeded": self.seeded.to_dict() if self.seeded else None,
+            }
+        else:
+            start_response("404 Not Found", [("Content-Type", "application/json")])
+            return [b'{"error": "unknown sandbox control"}']
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps(body).encode()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a sandbox until SIGTERM or Ctrl-C; write its state file once it is ready."""
+    parser = argparse.ArgumentParser(prog="python -m ghostha.sandbox.server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--scale", type=float, default=30.0)
+    parser.add_argument("--region", default=DEFAULT_REGION)
+    parser.add_argument("--state-file", type=Path)
+    args = parser.parse_args(argv)
+    box = Sandbox(args.host, args.port, args.scale, args.region).start()
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    if args.state_file:
+        state = {"pid": os.getpid(), "endpoint": box.endpoint, "seeded": box.seeded.to_dict() if box.seeded else None}
+        tmp = args.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(args.state_file)
+    print(f"sandbox ready at {box.endpoint}", flush=True)
+    try:
+        while not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    box.stop()
+    if args.state_file:
+        args.state_file.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,695 @@
+"""The simulation: what ECS, its agent, Auto Scaling and ELBv2 do on their own, acted out on moto's backends.
+
+Rules (each small and honest; times are simulated seconds):
+- Agent: a running EC2 instance registers `BOOT_SECONDS` after launch into the cluster named by `ECS_CLUSTER=` in
+  its user data (else `default`, created if missing), sized by its instance type. Without an instance profile
+  it never registers. A terminated instance is deregistered and its tasks stop.
+- Scheduler: every ACTIVE service is reconciled towards its desired count: tasks placed by the service's
+  placement strategy within CPU, memory and port limits; a task that cannot be placed gives an ECS-worded event.
+- Dynamic host ports: a mapping with host port 0 (or none) in bridge mode gets the lowest free port in
+  32768-60999 on its instance.
+- Tasks: PENDING for `PULL_SECONDS`, then RUNNING; their targets are registered `(instance, host port)`.
+- Targets: `initial` until the health checks have run (interval x healthy threshold); then `healthy` if the
+  instances' security group admits the load balancer's security group on that port, else `unhealthy`
+  (Target.Timeout). Deregistered targets drain for the group's deregistration delay, then disappear.
+- After the health-check grace period a task whose target is unhealthy is stopped and replaced; with the
+  deployment circuit breaker on, enough such failures mark the rollout FAILED and roll back.
+- Rolling updates honour minimum healthy / maximum percent; DRAINING services stop their tasks, then go INACTIVE.
+Service events are worded as ECS words them, newest first.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from moto.autoscaling.models import autoscaling_backends
+from moto.ec2.models import ec2_backends
+from moto.ec2.models.instance_types import INSTANCE_TYPES
+from moto.ecs import models as ecs_models
+from moto.ecs.models import ecs_backends
+from moto.elbv2.models import elbv2_backends
+from moto.moto_api._internal import mock_random
+
+from ghostha.sandbox.clock import SimClock
+from ghostha.sandbox.hooks import instance_profile_of, target_key, user_data_text
+
+ACCOUNT = "123456789012"  # moto's default account
+BOOT_SECONDS = 30.0  # launch → agent registered
+PULL_SECONDS = 10.0  # task PENDING → RUNNING
+EPHEMERAL = (32768, 60999)
+RESERVED_PORTS = {22, 2375, 2376, 51678, 51679}
+DEFAULT_STRATEGY = [
+    {"type": "spread", "field": "attribute:ecs.availability-zone"},
+    {"type": "spread", "field": "instanceId"},
+]
+EVENT_LIMIT = 100
+_CLUSTER_RE = re.compile(r"ECS_CLUSTER=([A-Za-z0-9_-]+)")
+
+
+def instance_resources(instance_type: str) -> tuple[int, int]:
+    """CPU units and MiB of memory an ECS agent reports for an instance type (t3.small: 2048 / 1900)."""
+    info = INSTANCE_TYPES.get(instance_type) or INSTANCE_TYPES["t3.small"]
+    vcpus = int(info["VCpuInfo"]["DefaultVCpus"])
+    mib = int(info["MemoryInfo"]["SizeInMiB"])
+    return vcpus * 1024, int(mib * 0.928)
+
+
+@dataclass(frozen=True)
+class Needs:
+    cpu: int
+    memory: int
+    static_ports: frozenset[int]
+    dynamic_ports: int
+
+
+def task_needs(td: Any) -> Needs:
+    """What a task of this definition takes from an instance. ECS places by memoryReservation when set."""
+    cpu = 0
+    memory = 0
+    static: set[int] = set()
+    dynamic = 0
+    for c in td.container_definitions:
+        cpu += int(c.get("cpu") or 0)
+        memory += int(c.get("memoryReservation") or c.get("memory") or 0)
+        for pm in c.get("portMappings") or []:
+            host = pm.get("hostPort")
+            if td.network_mode in (None, "bridge") and not host:
+                dynamic += 1
+            elif host:
+                static.add(int(host))
+            elif td.network_mode == "host":
+                static.add(int(pm.get("containerPort", 0)))
+    if td.cpu and not cpu:
+        cpu = int(td.cpu)
+    if td.memory and not memory:
+        memory = int(td.memory)
+    return Needs(cpu, memory, frozenset(static), dynamic)
+
+
+def _sid(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
+
+
+class Simulator:
+    """Reconciles moto's backends towards what AWS would have done by the clock's current time."""
+
+    def __init__(self, clock: SimClock) -> None:
+        self.clock = clock
+
+    # --- entry point --------------------------------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        now = self.clock.seconds()
+        if ACCOUNT not in ecs_backends and ACCOUNT not in ec2_backends:
+            return
+        regions = set(ec2_backends.get(ACCOUNT, {}).keys()) | set(ecs_backends.get(ACCOUNT, {}).keys())
+        for region in sorted(regions):
+            ec2 = ec2_backends[ACCOUNT][region]
+            ecs = ecs_backends[ACCOUNT][region]
+            elbv2 = elbv2_backends[ACCOUNT][region]
+            self._asg(region)
+            self._agent(ec2, ecs, now)
+            self._tasks(ecs, elbv2, now)
+            self._targets(ec2, elbv2, now)
+            for svc in list(ecs.services.values()):
+                self._service(ec2, ecs, elbv2, svc, now)
+            self._counters(ecs)
+
+    # --- Auto Scaling -------------------------------------------------------------------------------------
+
+    def _asg(self, region: str) -> None:
+        if ACCOUNT not in autoscaling_backends or region not in autoscaling_backends[ACCOUNT]:
+            return
+        for group in list(autoscaling_backends[ACCOUNT][region].autoscaling_groups.values()):
+            live = [s for s in group.instance_states if s.instance.state in ("pending", "running")]
+            if len(live) != len(group.instance_states):
+                group.instance_states = live
+            missing = (group.desired_capacity or 0) - len(group.active_instances())
+            if missing > 0:
+                group.replace_autoscaling_group_instances(missing, group.get_propagated_tags())
+
+    # --- agent --------------------------------------------------------------------------------------------
+
+    def _agent(self, ec2: Any, ecs: Any, now: float) -> None:
+        for inst in ec2.all_instances():
+            if inst.state == "running":
+                seen = getattr(inst, "sim_seen", None)
+                if seen is None:
+                    inst.sim_seen = seen = now
+                if getattr(inst, "sim_ci", None) or now - seen < BOOT_SECONDS:
+                    continue
+                if instance_profile_of(inst) is None:
+                    continue  # no credentials for the agent: it can never register
+                match = _CLUSTER_RE.search(user_data_text(inst))
+                cluster_name = match.group(1) if match else "default"
+                if cluster_name not in ecs.clusters:
+                    if cluster_name != "default":
+                        continue  # the agent keeps retrying until the cluster exists
+                    ecs.create_cluster("default")
+                ci = ecs.register_container_instance(cluster_name, inst.id)
+                cpu, mem = instance_resources(inst.instance_type)
+                for res_list in (ci.registered_resources, ci.remaining_resources):
+                    for r in res_list:
+                        if r["name"] == "CPU":
+                            r["integerValue"] = cpu
+                        elif r["name"] == "MEMORY":
+                            r["integerValue"] = mem
+                ci.registered_at = self.clock.at(now)
+                inst.sim_ci = (cluster_name, ci.id)
+            elif inst.state in ("shutting-down", "terminated", "stopped", "stopping"):
+                ref = getattr(inst, "sim_ci", None)
+                if not ref:
+                    continue
+                cluster_name, ci_id = ref
+                cis = ecs.container_instances.get(cluster_name, {})
+                ci = cis.get(ci_id)
+                if ci is None:
+                    inst.sim_ci = None
+                    continue
+                if inst.state == "stopped" or inst.state == "stopping":
+                    ci.agent_connected = False
+                    continue
+                for task in self._live_tasks(ecs, cluster_name):
+                    if task.container_instance_arn == ci.container_instance_arn:
+                        self.stop_task(ecs, task, f"Host EC2 (instance {inst.id}) terminated.", "TerminationNotice")
+                del cis[ci_id]
+                if cluster_name in ecs.clusters:
+                    ecs.clusters[cluster_name].registered_container_instances_count = len(cis)
+                inst.sim_ci = None
+
+    # --- tasks --------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _live_tasks(ecs: Any, cluster_name: str) -> list[Any]:
+        return [t for t in ecs.tasks.get(cluster_name, {}).values() if t.desired_status == "RUNNING"]
+
+    def _tasks(self, ecs: Any, elbv2: Any, now: float) -> None:
+        for cluster_name in list(ecs.tasks):
+            for task in self._live_tasks(ecs, cluster_name):
+                created = getattr(task, "sim_created", None)
+                if created is None:
+                    # a task not started by the simulation (run_task, start_task): adopt it
+                    task.sim_created = created = now
+                    task.created_at = self.clock.at(now)
+                    task.last_status = "PENDING"
+                if task.last_status == "PENDING" and now - created >= PULL_SECONDS:
+                    task.last_status = "RUNNING"
+                    task.started_at = task.pull_stopped_at = self.clock.at(now)
+                    task.sim_started = now
+                    for c in task.containers:
+                        c.last_status = "RUNNING"
+                    svc = self._service_of(ecs, task)
+                    if svc is not None:
+                        self._register_targets(elbv2, svc, task)
+
+    def _service_of(self, ecs: Any, task: Any) -> Any:
+        arn = getattr(task, "sim_service", None)
+        if arn is None:
+            return None
+        for svc in ecs.services.values():
+            if svc.arn == arn:
+                return svc
+        return None
+
+    def _task_targets(self, task: Any, svc: Any) -> list[tuple[str, str, int]]:
+        """(target group arn, instance id, host port) for each load balancer of the task's service."""
+        out = []
+        for lb in svc.load_balancers:
+            tg_arn = lb.get("targetGroupArn")
+            if not tg_arn:
+                continue
+            for c in task.containers:
+                if c.name != lb.get("containerName"):
+                    continue
+                for b in getattr(c, "network_bindings", []):
+                    if int(b["containerPort"]) == int(lb.get("containerPort", 0)):
+                        out.append((tg_arn, task.sim_instance_id, int(b["hostPort"])))
+        return out
+
+    def _register_targets(self, elbv2: Any, svc: Any, task: Any) -> None:
+        by_group: dict[str, int] = {}
+        for tg_arn, iid, port in self._task_targets(task, svc):
+            tg = elbv2.target_groups.get(tg_arn)
+            if tg is None:
+                continue
+            try:
+                tg.register([{"Id": iid, "Port": port}])
+            except Exception:  # noqa: BLE001 - the instance is gone: nothing to register
+                continue
+            by_group[tg_arn] = by_group.get(tg_arn, 0) + 1
+        for tg_arn, n in by_group.items():
+            self.event(svc, f"(service {svc.name}) registered {n} targets in (target-group {tg_arn})")
+
+    def stop_task(self, ecs: Any, task: Any, reason: str, stop_code: str = "ServiceSchedulerInitiated") -> None:
+        """Stop a task as ECS does: STOPPED with a reason, its targets draining."""
+        if task.desired_status == "STOPPED" and task.last_status == "STOPPED":
+            return
+        now = self.clock.seconds()
+        at = self.clock.at(now)
+        task.desired_status = "STOPPED"
+        task.last_status = "STOPPED"
+        task.stopped_reason = reason
+        task.stop_code = stop_code
+        task.stopping_at = task.stopped_at = task.execution_stopped_at = at
+        for c in task.containers:
+            c.last_status = "STOPPED"
+            c.exit_code = 137 if getattr(task, "sim_started", None) is not None else None
+        svc = self._service_of(ecs, task)
+        if svc is None:
+            return
+        elbv2 = elbv2_backends[ACCOUNT][svc.region_name]
+        by_group: dict[str, int] = {}
+        for tg_arn, iid, port in self._task_targets(task, svc):
+            tg = elbv2.target_groups.get(tg_arn)
+            if tg is not None and target_key(iid, port) in tg.targets:
+                tg.deregister([{"Id": iid, "Port": port}])
+                by_group[tg_arn] = by_group.get(tg_arn, 0) + 1
+        for tg_arn, n in by_group.items():
+            self.event(svc, f"(service {svc.name}) deregistered {n} targets in (target-group {tg_arn})")
+        svc.sim_steady = False
+
+    # --- targets ------------------------------------------------------------------------------------------
+
+    def _targets(self, ec2: Any, elbv2: Any, now: float) -> None:
+        for tg in elbv2.target_groups.values():
+            interval = int(tg.health_check_interval_seconds or 30)
+            checks_in = interval * int(tg.healthy_threshold_count or 5)
+            checks_out = interval * int(tg.unhealthy_threshold_count or 2)
+            delay = int(tg.attributes.get("deregistration_delay.timeout_seconds", 300))
+            for key, t in list(tg.targets.items()):
+                if t.get("since") is None:
+                    t["since"] = now
+                age = now - t["since"]
+                if t["State"] == "draining":
+                    if age >= delay:
+                        del tg.targets[key]
+                    continue
+                admitted = self.admits(ec2, elbv2, tg, t["Id"], int(t["Port"]))
+                if t["State"] == "initial":
+                    if admitted and age >= checks_in:
+                        self._set_target(t, "healthy", now)
+                    elif not admitted and age >= checks_out:
+                        self._set_target(t, "unhealthy", now)
+                elif t["State"] == "healthy" and not admitted and age >= checks_out:
+                    self._set_target(t, "unhealthy", now)
+                elif t["State"] == "unhealthy" and admitted and age >= checks_in:
+                    self._set_target(t, "healthy", now)
+                elif t["State"] == "healthy" and admitted:
+                    t["since"] = now  # healthy counts from the last good check
+
+    @staticmethod
+    def _set_target(t: dict[str, Any], state: str, now: float) -> None:
+        t["State"] = state
+        t["since"] = now
+        if state == "unhealthy":
+            t["Reason"], t["Description"] = "Target.Timeout", "Request timed out"
+        else:
+            t["Reason"] = t["Description"] = None
+
+    @staticmethod
+    def admits(ec2: Any, elbv2: Any, tg: Any, instance_id: str, port: int) -> bool:
+        """Does one of the instance's security groups let the load balancer's reach it on this port?"""
+        inst = ec2.get_instance_by_id(instance_id)
+        if inst is None or inst.state != "running":
+            return False
+        lb_groups: set[str] = set()
+        for lb_arn in tg.load_balancer_arns:
+            lb = elbv2.load_balancers.get(lb_arn)
+            if lb is not None:
+                lb_groups.update(lb.security_groups or [])
+        for sg in inst.security_groups:
+            for rule in sg.ingress_rules:
+                proto = str(rule.ip_protocol)
+                if proto not in ("tcp", "6", "-1"):
+                    continue
+                if proto != "-1" and not (int(rule.from_port) <= port <= int(rule.to_port)):
+                    continue
+                source = (rule.source_group or {}).get("GroupId")
+                if (source and source in lb_groups) or rule.cidr_ipv4 == "0.0.0.0/0":
+                    return True
+        return False
+
+    # --- services -----------------------------------------------------------------------------------------
+
+    def event(self, svc: Any, message: str) -> None:
+        """Add a service event, newest first (an identical newest event is not repeated)."""
+        if svc.events and svc.events[0]["message"] == message:
+            return
+        svc.events.insert(
+            0, {"id": str(mock_random.uuid4()), "createdAt": self.clock.now(), "message": message}
+        )
+        del svc.events[EVENT_LIMIT:]
+
+    def _service_tasks(self, ecs: Any, svc: Any) -> list[Any]:
+        return [t for t in self._live_tasks(ecs, svc.cluster_name) if getattr(t, "sim_service", None) == svc.arn]
+
+    def _is_healthy(self, elbv2: Any, svc: Any, task: Any) -> bool:
+        if task.last_status != "RUNNING":
+            return False
+        for tg_arn, iid, port in self._task_targets(task, svc):
+            tg = elbv2.target_groups.get(tg_arn)
+            t = tg.targets.get(target_key(iid, port)) if tg is not None else None
+            if t is None or t["State"] != "healthy":
+                return False
+        return True
+
+    def _target_unhealthy(self, elbv2: Any, svc: Any, task: Any) -> tuple[str, str, int] | None:
+        for tg_arn, iid, port in self._task_targets(task, svc):
+            tg = elbv2.target_groups.get(tg_arn)
+            t = tg.targets.get(target_key(iid, port)) if tg is not None else None
+            if t is not None and t["State"] == "unhealthy":
+                return tg_arn, iid, port
+        return None
+
+    def _service(self, ec2: Any, ecs: Any, elbv2: Any, svc: Any, now: float) -> None:
+        if not hasattr(svc, "sim_steady"):
+            return  # not created through the sandbox's guarded API (e.g. CloudFormation): left alone
+        tasks = self._service_tasks(ecs, svc)
+        if svc.status == "DRAINING":
+            for task in tasks:
+                self.stop_task(ecs, task, "Service deleted")
+            svc.status = "INACTIVE"
+            svc.running_count = svc.pending_count = 0
+            return
+        if svc.status != "ACTIVE":
+            return
+        primary = svc.deployments[0]
+        others = svc.deployments[1:]
+        dep_of = {d["id"]: d for d in svc.deployments}
+        grace = int(getattr(svc, "health_check_grace_period_seconds", 0) or 0)
+
+        # health: after the grace period, a task whose target is unhealthy is replaced
+        for task in list(tasks):
+            bad = self._target_unhealthy(elbv2, svc, task)
+            started = getattr(task, "sim_started", None)
+            if bad and started is not None and now - started >= grace:
+                tg_arn, iid, port = bad
+                self.event(
+                    svc,
+                    f"(service {svc.name}) (instance {iid}) (port {port}) is unhealthy in (target-group {tg_arn}) "
+                    "due to (reason Health checks failed).",
+                )
+                self.stop_task(ecs, task, f"Task failed ELB health checks in (target-group {tg_arn})")
+                self.event(svc, f"(service {svc.name}) has stopped 1 running tasks: (task {task.id}).")
+                dep = dep_of.get(task.started_by)
+                if dep is not None:
+                    dep["failedTasks"] = int(dep.get("failedTasks", 0)) + 1
+                tasks.remove(task)
+
+        self._circuit_breaker(svc, primary, others)
+        primary = svc.deployments[0]
+        others = svc.deployments[1:]
+        desired = int(svc.desired_count)
+        dc = getattr(svc, "deployment_configuration", None) or {}
+        max_total = math.floor(desired * int(dc.get("maximumPercent", 200)) / 100)
+        min_healthy = math.ceil(desired * int(dc.get("minimumHealthyPercent", 100)) / 100)
+        new = [t for t in tasks if t.started_by == primary["id"]]
+        old = [t for t in tasks if t.started_by != primary["id"]]
+
+        # launch tasks of the primary deployment
+        if primary.get("rolloutState") != "FAILED":
+            room = desired - len(new) if not old else min(desired - len(new), max_total - len(tasks))
+            started: list[Any] = []
+            for _ in range(max(room, 0)):
+                task = self._place(ec2, ecs, svc, primary, now)
+                if task is None:
+                    break
+                started.append(task)
+            if started:
+                ids = " ".join(f"(task {t.id})" for t in started)
+                self.event(svc, f"(service {svc.name}) has started {len(started)} tasks: {ids}.")
+                svc.sim_steady = False
+                new += started
+                tasks += started
+
+        # stop what is too much: old deployments first (keeping minimum healthy), then surplus new tasks
+        healthy = [t for t in tasks if self._is_healthy(elbv2, svc, t)]
+        new_healthy = [t for t in new if t in healthy]
+        stopped: list[Any] = []
+        reason = f"Scaling activity initiated by (deployment {primary['id']})"
+        for task in sorted(old, key=lambda t: t in healthy):
+            if len(new_healthy) >= desired or task not in healthy or len(healthy) - 1 >= min_healthy:
+                if task in healthy:
+                    healthy.remove(task)
+                self.stop_task(ecs, task, reason)
+                stopped.append(task)
+        surplus = len(new) - desired
+        if surplus > 0:
+            for task in sorted(new, key=lambda t: (t in healthy, -getattr(t, "sim_created", 0)))[:surplus]:
+                self.stop_task(ecs, task, reason)
+                stopped.append(task)
+        if stopped:
+            ids = " ".join(f"(task {t.id})" for t in stopped)
+            self.event(svc, f"(service {svc.name}) has stopped {len(stopped)} running tasks: {ids}.")
+        tasks = [t for t in tasks if t not in stopped]
+
+        # deployments: counters, finished old ones removed, completion
+        for dep in svc.deployments:
+            mine = [t for t in tasks if t.started_by == dep["id"]]
+            dep["runningCount"] = sum(1 for t in mine if t.last_status == "RUNNING")
+            dep["pendingCount"] = sum(1 for t in mine if t.last_status == "PENDING")
+            dep["desiredCount"] = desired if dep is primary else len(mine)
+        svc.deployments[1:] = [d for d in others if d["runningCount"] + d["pendingCount"] > 0]
+        for dep in others:
+            if dep not in svc.deployments and dep.get("rolloutState") == "IN_PROGRESS":
+                dep["rolloutState"] = "FAILED" if dep.get("sim_rolled_back") else "COMPLETED"
+        new_tasks = [t for t in tasks if t.started_by == primary["id"]]
+        all_good = (
+            len(svc.deployments) == 1
+            and len(new_tasks) == desired
+            and all(self._is_healthy(elbv2, svc, t) for t in new_tasks)
+        )
+        if all_good and primary.get("rolloutState") == "IN_PROGRESS":
+            primary["rolloutState"] = "COMPLETED"
+            primary["rolloutStateReason"] = f"ECS deployment {primary['id']} completed."
+            primary["updatedAt"] = self.clock.now()
+            svc.sim_last_good = primary["taskDefinition"]
+            self.event(svc, f"(service {svc.name}) (deployment {primary['id']}) deployment completed.")
+        if all_good and not svc.sim_steady:
+            svc.sim_steady = True
+            self.event(svc, f"(service {svc.name}) has reached a steady state.")
+        svc.running_count = sum(1 for t in tasks if t.last_status == "RUNNING")
+        svc.pending_count = sum(1 for t in tasks if t.last_status == "PENDING")
+
+    def _circuit_breaker(self, svc: Any, primary: dict[str, Any], others: list[dict[str, Any]]) -> None:
+        dc = getattr(svc, "deployment_configuration", None) or {}
+        breaker = dc.get("deploymentCircuitBreaker") or {}
+        if not breaker.get("enable") or primary.get("rolloutState") != "IN_PROGRESS":
+            return
+        threshold = max(3, min(200, math.ceil(0.5 * int(svc.desired_count))))
+        if int(primary.get("failedTasks", 0)) < threshold:
+            return
+        primary["rolloutState"] = "FAILED"
+        primary["rolloutStateReason"] = "ECS deployment circuit breaker: tasks failed to start."
+        self.event(svc, f"(service {svc.name}) (deployment {primary['id']}) deployment failed: tasks failed to start.")
+        good = getattr(svc, "sim_last_good", None)
+        if breaker.get("rollback") and good and good != primary["taskDefinition"]:
+            primary["status"] = "ACTIVE"
+            primary["sim_rolled_back"] = True
+            back = new_deployment(svc, good, self.clock)
+            svc.deployments.insert(0, back)
+            svc.task_definition = good
+            self.event(svc, f"(service {svc.name}) rolling back to deployment {back['id']}.")
+
+    # --- placement ----------------------------------------------------------------------------------------
+
+    def _place(self, ec2: Any, ecs: Any, svc: Any, dep: dict[str, Any], now: float) -> Any:
+        cluster = ecs.clusters.get(svc.cluster_name)
+        if cluster is None:
+            return None
+        td = ecs.describe_task_definition(dep["taskDefinition"])
+        needs = task_needs(td)
+        live = self._live_tasks(ecs, svc.cluster_name)
+        cands = []
+        closest: tuple[Any, str] | None = None
+        for ci in ecs.container_instances.get(svc.cluster_name, {}).values():
+            inst = ec2.get_instance_by_id(ci.ec2_instance_id)
+            if ci.status != "ACTIVE" or not ci.agent_connected or inst is None or inst.state != "running":
+                continue
+            on = [t for t in live if t.container_instance_arn == ci.container_instance_arn]
+            cpu, mem = self._registered(ci)
+            used_cpu = sum(task_needs(ecs.describe_task_definition(t.task_definition_arn)).cpu for t in on)
+            used_mem = sum(task_needs(ecs.describe_task_definition(t.task_definition_arn)).memory for t in on)
+            ports = self._used_ports(on)
+            problem = None
+            if needs.static_ports & ports:
+                problem = "is already using a port required by your task"
+            elif used_mem + needs.memory > mem:
+                problem = "has insufficient memory available"
+            elif used_cpu + needs.cpu > cpu:
+                problem = "has insufficient CPU units available"
+            if problem:
+                closest = closest or (ci, problem)
+                continue
+            cands.append((ci, inst, on, ports))
+        if not cands:
+            if closest is None:
+                msg = (
+                    f"(service {svc.name}) was unable to place a task because no container instance met all of "
+                    "its requirements. Reason: No Container Instances were found in your cluster. For more "
+                    "information, see the Troubleshooting section of the Amazon ECS Developer Guide."
+                )
+            else:
+                msg = (
+                    f"(service {svc.name}) was unable to place a task because no container instance met all of "
+                    f"its requirements. The closest matching (container-instance {closest[0].id}) {closest[1]}. "
+                    "For more information, see the Troubleshooting section of the Amazon ECS Developer Guide."
+                )
+            self.event(svc, msg)
+            return None
+        mine = [t for t in live if getattr(t, "sim_service", None) == svc.arn]
+        for rule in getattr(svc, "placement_strategy", None) or DEFAULT_STRATEGY:
+            if len(cands) == 1:
+                break
+            if rule.get("type") == "spread":
+                key = _spread_key(rule.get("field", "instanceId"))
+                counts = {id(c): sum(1 for t in mine if key(ec2, ecs, t) == key(ec2, ecs, c[0])) for c in cands}
+                best = min(counts.values())
+                cands = [c for c in cands if counts[id(c)] == best]
+            elif rule.get("type") == "binpack":
+                free = {id(c): self._registered(c[0])[1] - len(c[2]) for c in cands}
+                best = min(free.values())
+                cands = [c for c in cands if free[id(c)] == best]
+        ci, inst, _on, ports = cands[0]
+        return self._start_task(ecs, svc, dep, td, ci, inst, ports, now)
+
+    @staticmethod
+    def _registered(ci: Any) -> tuple[int, int]:
+        res = {r["name"]: r.get("integerValue", 0) for r in ci.registered_resources}
+        return int(res.get("CPU", 0)), int(res.get("MEMORY", 0))
+
+    @staticmethod
+    def _used_ports(tasks: list[Any]) -> set[int]:
+        used = set(RESERVED_PORTS)
+        for t in tasks:
+            for c in t.containers:
+                used.update(int(b["hostPort"]) for b in getattr(c, "network_bindings", []))
+        return used
+
+    def _start_task(
+        self, ecs: Any, svc: Any, dep: dict[str, Any], td: Any, ci: Any, inst: Any, ports: set[int], now: float
+    ) -> Any:
+        cluster = ecs.clusters[svc.cluster_name]
+        tags = list(svc.tags) if svc.propagate_tags == "SERVICE" else []
+        if svc.propagate_tags == "TASK_DEFINITION":
+            tags = list(td.tags or [])
+        if getattr(svc, "enable_ecs_managed_tags", False):
+            tags += [
+                {"key": "aws:ecs:serviceName", "value": svc.name},
+                {"key": "aws:ecs:clusterName", "value": cluster.name},
+            ]
+        task = ecs_models.Task(
+            cluster,
+            td,
+            ci.container_instance_arn,
+            ecs._calculate_task_resource_requirements(td),
+            backend=ecs,
+            group=f"service:{svc.name}",
+            launch_type="EC2",
+            started_by=dep["id"],
+            tags=tags,
+        )
+        task.last_status = "PENDING"
+        task.sim_created = now
+        task.sim_service = svc.arn
+        task.sim_instance_id = inst.id
+        task.created_at = self.clock.at(now)
+        task.availability_zone = inst.placement.zone if hasattr(inst.placement, "zone") else str(inst.placement)
+        task.health_status = "UNKNOWN"
+        task.cpu = str(td.cpu) if td.cpu else None
+        task.memory = str(td.memory) if td.memory else None
+        used = set(ports)
+        containers = []
+        for cdef in td.container_definitions:
+            c = ecs_models.Container(td)
+            c.name, c.image = cdef.get("name"), cdef.get("image")
+            c.cpu, c.memory = cdef.get("cpu"), cdef.get("memory")
+            c.container_arn = f"arn:aws:ecs:{svc.region_name}:{ACCOUNT}:container/{cluster.name}/{task.id}/{mock_random.uuid4()}"
+            c.task_arn = task.task_arn
+            c.exit_code = None
+            bindings = []
+            for pm in cdef.get("portMappings") or []:
+                host = pm.get("hostPort")
+                if not host and td.network_mode in (None, "bridge"):
+                    host = next(p for p in range(EPHEMERAL[0], EPHEMERAL[1] + 1) if p not in used)
+                if host:
+                    used.add(int(host))
+                    bindings.append(
+                        {
+                            "bindIP": "0.0.0.0",
+                            "containerPort": int(pm["containerPort"]),
+                            "hostPort": int(host),
+                            "protocol": pm.get("protocol", "tcp"),
+                        }
+                    )
+            c.network_bindings = bindings
+            containers.append(c)
+        task.containers = containers
+        ecs.tasks.setdefault(cluster.name, {})[task.task_arn] = task
+        return task
+
+    # --- counters -----------------------------------------------------------------------------------------
+
+    def _counters(self, ecs: Any) -> None:
+        for name, cluster in ecs.clusters.items():
+            live = self._live_tasks(ecs, name)
+            cluster.running_tasks_count = sum(1 for t in live if t.last_status == "RUNNING")
+            cluster.pending_tasks_count = sum(1 for t in live if t.last_status == "PENDING")
+            cluster.active_services_count = sum(
+                1 for s in ecs.services.values() if s.cluster_name == name and s.status == "ACTIVE"
+            )
+            cis = ecs.container_instances.get(name, {})
+            cluster.registered_container_instances_count = len(cis)
+            for ci in cis.values():
+                on = [t for t in live if t.container_instance_arn == ci.container_instance_arn]
+                cpu, mem = self._registered(ci)
+                needs = [task_needs(ecs.describe_task_definition(t.task_definition_arn)) for t in on]
+                ci.running_tasks_count = sum(1 for t in on if t.last_status == "RUNNING")
+                ci.pending_tasks_count = sum(1 for t in on if t.last_status == "PENDING")
+                for r in ci.remaining_resources:
+                    if r["name"] == "CPU":
+                        r["integerValue"] = cpu - sum(n.cpu for n in needs)
+                    elif r["name"] == "MEMORY":
+                        r["integerValue"] = mem - sum(n.memory for n in needs)
+                    elif r["name"] == "PORTS":
+                        r["stringSetValue"] = sorted(str(p) for p in self._used_ports(on))
+
+
+def _spread_key(field: str) -> Any:
+    """A function giving the value to spread on, for a task or a container instance."""
+
+    def key(ec2: Any, ecs: Any, obj: Any) -> str:
+        arn = obj.container_instance_arn
+        if field == "instanceId":
+            return str(arn)
+        ci = None
+        for cis in ecs.container_instances.values():
+            ci = cis.get(_sid(arn)) or ci
+        if ci is None:
+            return ""
+        name = field.removeprefix("attribute:")
+        return str(ci.attributes.get(name, ""))
+
+    return key
+
+
+def new_deployment(svc: Any, task_definition_arn: str, clock: SimClock) -> dict[str, Any]:
+    now = clock.now()
+    dep_id = f"ecs-svc/{mock_random.randint(10**18, 10**19 - 1)}"
+    return {
+        "id": dep_id,
+        "status": "PRIMARY",
+        "taskDefinition": task_definition_arn,
+        "desiredCount": svc.desired_count,
+        "pendingCount": 0,
+        "runningCount": 0,
+        "failedTasks": 0,
+        "createdAt": now,
+        "updatedAt": now,
+        "launchType": svc.launch_type or "EC2",
+        "rolloutState": "IN_PROGRESS",
+        "rolloutStateReason": "ECS deployment detected a new primary deployment.",
+    }
