@@ -90,7 +90,7 @@ class Config:
         return f"{self.stack}-ecs"
 
 
-# --- validation -------------------------------------------------------------------------------------------
+# --- validation -----------------------------------------------------------------------------------------
 
 Check = Callable[[Any], str | None]  # returns a complaint ("must be …") or None
 

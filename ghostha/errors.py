@@ -89,9 +89,15 @@ _HINTS: list[tuple[str, str]] = [
         "a new instance profile takes a few seconds to be usable; if it persists, check cluster.instance_profile",
     ),
     ("AccessDenied", "your credentials lack the IAM permission for this action; grant it and run again"),
-    ("UnauthorizedOperation", "your credentials lack the IAM permission for this action; grant it and run again"),
+    (
+        "UnauthorizedOperation",
+        "your credentials lack the IAM permission for this action; grant it and run again",
+    ),
     ("ExpiredToken", "your session expired: refresh your credentials (e.g. `aws sso login`) and run again"),
-    ("Throttling", "AWS is throttling requests; wait a minute and run again (the run resumes where it stopped)"),
+    (
+        "Throttling",
+        "AWS is throttling requests; wait a minute and run again (the run resumes where it stopped)",
+    ),
 ]
 
 
@@ -128,7 +134,7 @@ def from_boto(exc: Exception, operation: str | None = None) -> GhosthaError:
             hint="check the network, or the endpoint_url (is the sandbox running? `ghostha sandbox start`)",
         )
     if isinstance(exc, ClientError):
-        err: dict[str, Any] = exc.response.get("Error", {})
+        err: Any = exc.response.get("Error", {})
         code = str(err.get("Code", "Unknown"))
         message = str(err.get("Message", "")).strip() or code
         op = operation or getattr(exc, "operation_name", "") or "AWS call"

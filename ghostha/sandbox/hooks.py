@@ -12,6 +12,7 @@ upgrade that moves it fails loudly with a message instead of silently breaking t
 from __future__ import annotations
 
 import base64
+import contextlib
 import inspect
 from importlib.metadata import version
 from typing import Any
@@ -23,9 +24,7 @@ try:
     from moto.elbv2 import models as elbv2_models
     from moto.moto_api import state_manager
 except ImportError as exc:  # pragma: no cover - depends on the install
-    raise ImportError(
-        "the ghostha sandbox needs moto's server extra: pip install 'ghostha[sandbox]'"
-    ) from exc
+    raise ImportError("the ghostha sandbox needs moto's server extra: pip install 'ghostha[sandbox]'") from exc
 
 TESTED_MOTO = ">=5.2.1,<5.3"
 
@@ -60,9 +59,21 @@ REQUIRED_PARAMS: list[tuple[Any, set[str]]] = [
 
 # Instance attributes of moto's models that the simulation reads or writes.
 REQUIRED_ATTRS: dict[str, set[str]] = {
-    "EC2ContainerServiceBackend": {"clusters", "services", "tasks", "container_instances", "task_definitions"},
+    "EC2ContainerServiceBackend": {
+        "clusters",
+        "services",
+        "tasks",
+        "container_instances",
+        "task_definitions",
+    },
     "Service": {"desired_count", "running_count", "pending_count", "deployments", "events", "load_balancers"},
-    "Task": {"desired_status", "container_instance_arn", "task_definition_arn", "stopped_reason", "containers"},
+    "Task": {
+        "desired_status",
+        "container_instance_arn",
+        "task_definition_arn",
+        "stopped_reason",
+        "containers",
+    },
     "ContainerInstance": {"ec2_instance_id", "status", "registered_resources", "remaining_resources"},
     "FakeTargetGroup": {"targets", "port", "vpc_id", "load_balancer_arns"},
 }
@@ -102,7 +113,7 @@ def ensure_compatible() -> None:
         )
 
 
-# --- target groups: targets keyed by (id, port), with state ------------------------------------------------
+# --- target groups: targets keyed by (id, port), with state ---------------------------------------------
 
 
 def target_key(target_id: str, port: int | str) -> str:
@@ -111,9 +122,8 @@ def target_key(target_id: str, port: int | str) -> str:
 
 def _tg_register(self: Any, targets: list[dict[str, Any]]) -> None:
     for target in targets:
-        if instance := self.ec2_backend.get_instance_by_id(target["Id"]):
-            if instance.state != "running":
-                raise elbv2_models.TargetNotRunning(instance_id=target["Id"])
+        if (instance := self.ec2_backend.get_instance_by_id(target["Id"])) and instance.state != "running":
+            raise elbv2_models.TargetNotRunning(instance_id=target["Id"])
         port = int(target.get("Port", self.port))
         key = target_key(target["Id"], port)
         current = self.targets.get(key)
@@ -158,9 +168,7 @@ def _tg_health_for(self: Any, target: dict[str, Any], ec2_backend: Any) -> Any:
         )
     reason = t["Reason"] if t["State"] != "healthy" else None
     description = t["Description"] if t["State"] != "healthy" else None
-    return elbv2_models.FakeHealthStatus(
-        t["Id"], t["Port"], self.health_check_port, t["State"], reason, description
-    )
+    return elbv2_models.FakeHealthStatus(t["Id"], t["Port"], self.health_check_port, t["State"], reason, description)
 
 
 def _tg_deregister_terminated(self: Any, instance_ids: list[str]) -> None:
@@ -175,7 +183,7 @@ def _tg_deregister_terminated(self: Any, instance_ids: list[str]) -> None:
             )
 
 
-# --- Auto Scaling: instances round-robin over the subnets, with the template's instance profile -----------
+# --- Auto Scaling: instances round-robin over the subnets, with the template's instance profile ---------
 
 
 def _asg_launch(self: Any, count_needed: int, propagated_tags: dict[str, str]) -> None:
@@ -216,14 +224,12 @@ def _asg_launch(self: Any, count_needed: int, propagated_tags: dict[str, str]) -
         for instance in reservation.instances:
             instance.autoscaling_group = self
             if profile:
-                try:
+                with contextlib.suppress(Exception):
                     ec2.associate_iam_instance_profile(
                         instance.id,
                         iam_instance_profile_name=profile.get("Name"),
                         iam_instance_profile_arn=profile.get("Arn"),
                     )
-                except Exception:  # noqa: BLE001 - like AWS's agent: no usable profile, no registration
-                    pass
             self.instance_states.append(
                 InstanceState(instance, protected_from_scale_in=self.new_instances_protected_from_scale_in)
             )

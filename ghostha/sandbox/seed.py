@@ -87,17 +87,19 @@ def seed(client: Any, region: str = "us-east-1") -> Seeded:
         GroupId=alb_sg,
         IpPermissions=[{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
     )
-    inst_sg = ec2.create_security_group(
-        GroupName="ghost-instances", Description="ghost ECS instances", VpcId=vpc
-    )["GroupId"]
+    inst_sg = ec2.create_security_group(GroupName="ghost-instances", Description="ghost ECS instances", VpcId=vpc)[
+        "GroupId"
+    ]
     ec2.authorize_security_group_ingress(
         GroupId=inst_sg,
-        IpPermissions=[
-            {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": alb_sg}]}
-        ],
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": alb_sg}]}],
     )
     lb = elbv2.create_load_balancer(
-        Name="ghost-elb", Subnets=subnets, SecurityGroups=[alb_sg], Scheme="internet-facing", Type="application"
+        Name="ghost-elb",
+        Subnets=subnets,
+        SecurityGroups=[alb_sg],
+        Scheme="internet-facing",
+        Type="application",
     )["LoadBalancers"][0]
     tg = elbv2.create_target_group(
         Name="ghost-tg",

@@ -59,7 +59,7 @@ class Sandbox:
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
-    # --- lifecycle ----------------------------------------------------------------------------------------
+    # --- lifecycle ---------------------------------------------------------------------------------------
 
     def start(self, seed_story: bool = True) -> Sandbox:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -97,7 +97,7 @@ class Sandbox:
     def client(self, service: str) -> Any:
         return boto_client(self.endpoint, service, self.region)
 
-    # --- state --------------------------------------------------------------------------------------------
+    # --- state -------------------------------------------------------------------------------------------
 
     def reset(self, seed_story: bool = True) -> Seeded | None:
         """Forget everything, then seed the story's starting point again."""
@@ -118,7 +118,7 @@ class Sandbox:
         with self.lock:
             self.sim.reconcile()
 
-    # --- HTTP ---------------------------------------------------------------------------------------------
+    # --- HTTP --------------------------------------------------------------------------------------------
 
     def _wsgi(self, app: Callable[[Environ, StartResponse], Iterable[bytes]]) -> Any:
         def guarded(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -169,7 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     if args.state_file:
-        state = {"pid": os.getpid(), "endpoint": box.endpoint, "seeded": box.seeded.to_dict() if box.seeded else None}
+        state = {
+            "pid": os.getpid(),
+            "endpoint": box.endpoint,
+            "seeded": box.seeded.to_dict() if box.seeded else None,
+        }
         tmp = args.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state))
         tmp.replace(args.state_file)

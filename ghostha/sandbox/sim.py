@@ -99,7 +99,7 @@ class Simulator:
     def __init__(self, clock: SimClock) -> None:
         self.clock = clock
 
-    # --- entry point --------------------------------------------------------------------------------------
+    # --- entry point -------------------------------------------------------------------------------------
 
     def reconcile(self) -> None:
         now = self.clock.seconds()
@@ -118,7 +118,7 @@ class Simulator:
                 self._service(ec2, ecs, elbv2, svc, now)
             self._counters(ecs)
 
-    # --- Auto Scaling -------------------------------------------------------------------------------------
+    # --- Auto Scaling ------------------------------------------------------------------------------------
 
     def _asg(self, region: str) -> None:
         if ACCOUNT not in autoscaling_backends or region not in autoscaling_backends[ACCOUNT]:
@@ -131,7 +131,7 @@ class Simulator:
             if missing > 0:
                 group.replace_autoscaling_group_instances(missing, group.get_propagated_tags())
 
-    # --- agent --------------------------------------------------------------------------------------------
+    # --- agent -------------------------------------------------------------------------------------------
 
     def _agent(self, ec2: Any, ecs: Any, now: float) -> None:
         for inst in ec2.all_instances():
@@ -180,7 +180,7 @@ class Simulator:
                     ecs.clusters[cluster_name].registered_container_instances_count = len(cis)
                 inst.sim_ci = None
 
-    # --- tasks --------------------------------------------------------------------------------------------
+    # --- tasks -------------------------------------------------------------------------------------------
 
     @staticmethod
     def _live_tasks(ecs: Any, cluster_name: str) -> list[Any]:
@@ -237,7 +237,7 @@ class Simulator:
                 continue
             try:
                 tg.register([{"Id": iid, "Port": port}])
-            except Exception:  # noqa: BLE001 - the instance is gone: nothing to register
+            except Exception:
                 continue
             by_group[tg_arn] = by_group.get(tg_arn, 0) + 1
         for tg_arn, n in by_group.items():
@@ -256,7 +256,7 @@ class Simulator:
         task.stopping_at = task.stopped_at = task.execution_stopped_at = at
         for c in task.containers:
             c.last_status = "STOPPED"
-            c.exit_code = 137 if getattr(task, "sim_started", None) is not None else None
+            c.exitCode = 137 if getattr(task, "sim_started", None) is not None else None
         svc = self._service_of(ecs, task)
         if svc is None:
             return
@@ -271,7 +271,7 @@ class Simulator:
             self.event(svc, f"(service {svc.name}) deregistered {n} targets in (target-group {tg_arn})")
         svc.sim_steady = False
 
-    # --- targets ------------------------------------------------------------------------------------------
+    # --- targets -----------------------------------------------------------------------------------------
 
     def _targets(self, ec2: Any, elbv2: Any, now: float) -> None:
         for tg in elbv2.target_groups.values():
@@ -332,15 +332,13 @@ class Simulator:
                     return True
         return False
 
-    # --- services -----------------------------------------------------------------------------------------
+    # --- services ----------------------------------------------------------------------------------------
 
     def event(self, svc: Any, message: str) -> None:
         """Add a service event, newest first (an identical newest event is not repeated)."""
         if svc.events and svc.events[0]["message"] == message:
             return
-        svc.events.insert(
-            0, {"id": str(mock_random.uuid4()), "createdAt": self.clock.now(), "message": message}
-        )
+        svc.events.insert(0, {"id": str(mock_random.uuid4()), "createdAt": self.clock.now(), "message": message})
         del svc.events[EVENT_LIMIT:]
 
     def _service_tasks(self, ecs: Any, svc: Any) -> list[Any]:
@@ -412,18 +410,18 @@ class Simulator:
         # launch tasks of the primary deployment
         if primary.get("rolloutState") != "FAILED":
             room = desired - len(new) if not old else min(desired - len(new), max_total - len(tasks))
-            started: list[Any] = []
+            launched: list[Any] = []
             for _ in range(max(room, 0)):
                 task = self._place(ec2, ecs, svc, primary, now)
                 if task is None:
                     break
-                started.append(task)
-            if started:
-                ids = " ".join(f"(task {t.id})" for t in started)
-                self.event(svc, f"(service {svc.name}) has started {len(started)} tasks: {ids}.")
+                launched.append(task)
+            if launched:
+                ids = " ".join(f"(task {t.id})" for t in launched)
+                self.event(svc, f"(service {svc.name}) has started {len(launched)} tasks: {ids}.")
                 svc.sim_steady = False
-                new += started
-                tasks += started
+                new += launched
+                tasks += launched
 
         # stop what is too much: old deployments first (keeping minimum healthy), then surplus new tasks
         healthy = [t for t in tasks if self._is_healthy(elbv2, svc, t)]
@@ -452,7 +450,13 @@ class Simulator:
             dep["runningCount"] = sum(1 for t in mine if t.last_status == "RUNNING")
             dep["pendingCount"] = sum(1 for t in mine if t.last_status == "PENDING")
             dep["desiredCount"] = desired if dep is primary else len(mine)
-        svc.deployments[1:] = [d for d in others if d["runningCount"] + d["pendingCount"] > 0]
+        # an old deployment leaves the list once drained; a rolled-back one stays visible while the rollback runs
+        svc.deployments[1:] = [
+            d
+            for d in others
+            if d["runningCount"] + d["pendingCount"] > 0
+            or (d.get("sim_rolled_back") and primary.get("rolloutState") == "IN_PROGRESS")
+        ]
         for dep in others:
             if dep not in svc.deployments and dep.get("rolloutState") == "IN_PROGRESS":
                 dep["rolloutState"] = "FAILED" if dep.get("sim_rolled_back") else "COMPLETED"
@@ -484,7 +488,10 @@ class Simulator:
             return
         primary["rolloutState"] = "FAILED"
         primary["rolloutStateReason"] = "ECS deployment circuit breaker: tasks failed to start."
-        self.event(svc, f"(service {svc.name}) (deployment {primary['id']}) deployment failed: tasks failed to start.")
+        self.event(
+            svc,
+            f"(service {svc.name}) (deployment {primary['id']}) deployment failed: tasks failed to start.",
+        )
         good = getattr(svc, "sim_last_good", None)
         if breaker.get("rollback") and good and good != primary["taskDefinition"]:
             primary["status"] = "ACTIVE"
@@ -494,7 +501,7 @@ class Simulator:
             svc.task_definition = good
             self.event(svc, f"(service {svc.name}) rolling back to deployment {back['id']}.")
 
-    # --- placement ----------------------------------------------------------------------------------------
+    # --- placement ---------------------------------------------------------------------------------------
 
     def _place(self, ec2: Any, ecs: Any, svc: Any, dep: dict[str, Any], now: float) -> Any:
         cluster = ecs.clusters.get(svc.cluster_name)
@@ -557,6 +564,18 @@ class Simulator:
         return self._start_task(ecs, svc, dep, td, ci, inst, ports, now)
 
     @staticmethod
+    def _next_port(ci: Any, used: set[int]) -> int:
+        """Docker takes ephemeral ports in turn, so a stopped task's port is not reused at once."""
+        low, high = EPHEMERAL
+        start = getattr(ci, "sim_next_port", low)
+        for i in range(high - low + 1):
+            port = low + (start - low + i) % (high - low + 1)
+            if port not in used:
+                ci.sim_next_port = port + 1
+                return port
+        raise RuntimeError("no free ephemeral port")
+
+    @staticmethod
     def _registered(ci: Any) -> tuple[int, int]:
         res = {r["name"]: r.get("integerValue", 0) for r in ci.registered_resources}
         return int(res.get("CPU", 0)), int(res.get("MEMORY", 0))
@@ -570,7 +589,15 @@ class Simulator:
         return used
 
     def _start_task(
-        self, ecs: Any, svc: Any, dep: dict[str, Any], td: Any, ci: Any, inst: Any, ports: set[int], now: float
+        self,
+        ecs: Any,
+        svc: Any,
+        dep: dict[str, Any],
+        td: Any,
+        ci: Any,
+        inst: Any,
+        ports: set[int],
+        now: float,
     ) -> Any:
         cluster = ecs.clusters[svc.cluster_name]
         tags = list(svc.tags) if svc.propagate_tags == "SERVICE" else []
@@ -607,14 +634,16 @@ class Simulator:
             c = ecs_models.Container(td)
             c.name, c.image = cdef.get("name"), cdef.get("image")
             c.cpu, c.memory = cdef.get("cpu"), cdef.get("memory")
-            c.container_arn = f"arn:aws:ecs:{svc.region_name}:{ACCOUNT}:container/{cluster.name}/{task.id}/{mock_random.uuid4()}"
+            c.container_arn = (
+                f"arn:aws:ecs:{svc.region_name}:{ACCOUNT}:container/{cluster.name}/{task.id}/{mock_random.uuid4()}"
+            )
             c.task_arn = task.task_arn
-            c.exit_code = None
+            c.exitCode = None
             bindings = []
             for pm in cdef.get("portMappings") or []:
                 host = pm.get("hostPort")
                 if not host and td.network_mode in (None, "bridge"):
-                    host = next(p for p in range(EPHEMERAL[0], EPHEMERAL[1] + 1) if p not in used)
+                    host = self._next_port(ci, used)
                 if host:
                     used.add(int(host))
                     bindings.append(
@@ -631,7 +660,7 @@ class Simulator:
         ecs.tasks.setdefault(cluster.name, {})[task.task_arn] = task
         return task
 
-    # --- counters -----------------------------------------------------------------------------------------
+    # --- counters ----------------------------------------------------------------------------------------
 
     def _counters(self, ecs: Any) -> None:
         for name, cluster in ecs.clusters.items():

@@ -1,0 +1,241 @@
+"""The command line: parse, build the context, call one function, map errors to messages and exit codes.
+
+Commands only forward to the modules that do the work. Heavy imports (boto3, moto) happen inside commands, so
+`ghostha --help` starts fast. Exit codes: 0 done / healthy, 1 failed or degraded, 2 usage or config error,
+3 timed out waiting.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from ghostha import __version__
+from ghostha.errors import EXIT_FAILED, EXIT_USAGE, GhosthaError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ghostha.aws import Aws
+    from ghostha.config import Config
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Runtime:
+    """What a command needs from the outside world; tests swap in simulated time and captured consoles."""
+
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    out: Console | None = None
+    err: Console | None = None
+    confirm: Callable[[str], str] | None = None
+
+    def console(self) -> Console:
+        if self.out is None:
+            from rich.console import Console
+
+            self.out = Console()
+        return self.out
+
+    def err_console(self) -> Console:
+        if self.err is None:
+            from rich.console import Console
+
+            self.err = Console(stderr=True)
+        return self.err
+
+    def ask(self, prompt: str) -> str:
+        if self.confirm is not None:
+            return self.confirm(prompt)
+        return str(click.prompt(prompt, default="", show_default=False))
+
+
+@dataclass
+class App:
+    config_path: str | None
+    profile: str | None
+    region: str | None
+    endpoint_url: str | None
+    runtime: Runtime
+    _config: Config | None = field(default=None, repr=False)
+    _aws: Aws | None = field(default=None, repr=False)
+
+    def config(self) -> Config:
+        if self._config is None:
+            from ghostha.config import load
+
+            self._config = load(self.config_path)
+        return self._config
+
+    def aws(self) -> Aws:
+        if self._aws is None:
+            from ghostha.aws import Aws
+
+            cfg = self.config()
+            self._aws = Aws(
+                profile=self.profile,
+                region=self.region or cfg.region,
+                endpoint_url=self.endpoint_url or cfg.endpoint_url,
+            )
+        return self._aws
+
+
+def _fail(runtime: Runtime, exc: GhosthaError) -> None:
+    err = runtime.err_console()
+    err.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False, soft_wrap=True)
+    for line in exc.details:
+        err.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+    if exc.hint:
+        err.print(f"[yellow]hint:[/] {exc.hint}", markup=True, highlight=False, soft_wrap=True)
+    sys.exit(exc.exit_code)
+
+
+def handled(func: F) -> F:
+    """Map every error to one message on stderr and the contract's exit code: never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        app = click.get_current_context().find_object(App)
+        runtime = app.runtime if app else Runtime()
+        try:
+            return func(*args, **kwargs)
+        except GhosthaError as exc:
+            _fail(runtime, exc)
+        except KeyboardInterrupt:
+            _fail(
+                runtime,
+                GhosthaError("interrupted", hint="run the same command again: it picks up where it stopped"),
+            )
+        except Exception as exc:
+            if type(exc).__module__.startswith(("botocore", "boto3")):
+                from ghostha.errors import from_boto
+
+                _fail(runtime, from_boto(exc))
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--config",
+    "config_path",
+    metavar="PATH",
+    help="Config file [default: $GHOSTHA_CONFIG or ./ghostha.yaml].",
+)
+@click.option("--profile", metavar="NAME", help="AWS profile to use.")
+@click.option("--region", metavar="NAME", help="AWS region (overrides the config).")
+@click.option("--endpoint-url", metavar="URL", help="AWS endpoint, e.g. a local sandbox (overrides the config).")
+@click.version_option(__version__, prog_name="ghostha")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    config_path: str | None,
+    profile: str | None,
+    region: str | None,
+    endpoint_url: str | None,
+) -> None:
+    """Run a highly available Ghost blog on AWS ECS behind an Application Load Balancer."""
+    runtime = ctx.obj if isinstance(ctx.obj, Runtime) else Runtime()
+    ctx.obj = App(config_path, profile, region, endpoint_url, runtime)
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+# --- sandbox --------------------------------------------------------------------------------------------
+
+
+@cli.group()
+def sandbox() -> None:
+    """A local AWS (moto + a simulation of ECS) for trying ghostha without an account."""
+
+
+@sandbox.command("start")
+@click.option("--detach", "-d", is_flag=True, help="Run in the background; stop with `ghostha sandbox stop`.")
+@click.option("--name", default="default", show_default=True, help="Name of this sandbox (several may run).")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port to listen on [default: a free one].")
+@click.option(
+    "--scale",
+    type=click.FloatRange(0.1, 10000),
+    default=30.0,
+    show_default=True,
+    help="Simulated seconds per real second.",
+)
+@click.option(
+    "--write-config",
+    "config_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("ghostha-sandbox.yaml"),
+    show_default=True,
+    help="Where to write a ghostha config for the seeded stack.",
+)
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".ghostha"), hidden=True)
+@pass_app
+@handled
+def sandbox_start(
+    app: App, detach: bool, name: str, port: int, scale: float, config_out: Path, state_dir: Path
+) -> None:
+    """Start the sandbox seeded with the story's starting point, and write a config for it."""
+    from ghostha.sandbox import control
+
+    out = app.runtime.console()
+    poll = max(0.2, min(5.0, 15.0 / scale))  # about 15 simulated seconds between polls
+    if detach:
+        running = control.start_detached(state_dir, name, scale, port)
+        assert running.seeded is not None
+        control.write_config(config_out, running.seeded, running.endpoint, poll)
+        out.print(f"sandbox '{name}' running at {running.endpoint} (pid {running.pid})", highlight=False)
+        out.print(f"config written to {config_out}; next: ghostha --config {config_out} up", highlight=False)
+        return
+    if control.find(state_dir, name) is not None:
+        raise GhosthaError(f"sandbox '{name}' is already running", hint="stop it first, or use --name")
+    from ghostha.sandbox.server import Sandbox
+
+    box = Sandbox(port=port, scale=scale).start()
+    assert box.seeded is not None
+    control.write_config(config_out, box.seeded.to_dict(), box.endpoint, poll)
+    out.print(f"sandbox running at {box.endpoint}; Ctrl-C stops it", highlight=False)
+    out.print(f"config written to {config_out}; in another shell: ghostha --config {config_out} up", highlight=False)
+    try:
+        while True:
+            app.runtime.sleep(3600)
+    except KeyboardInterrupt:
+        out.print("stopping the sandbox")
+    finally:
+        box.stop()
+
+
+@sandbox.command("stop")
+@click.option("--name", default="default", show_default=True)
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".ghostha"), hidden=True)
+@pass_app
+@handled
+def sandbox_stop(app: App, name: str, state_dir: Path) -> None:
+    """Stop a detached sandbox."""
+    from ghostha.sandbox import control
+
+    stopped = control.stop(state_dir, name)
+    if stopped is None:
+        app.runtime.console().print(f"no sandbox '{name}' is running")
+        return
+    app.runtime.console().print(f"sandbox '{name}' at {stopped.endpoint} stopped", highlight=False)
+
+
+def main() -> None:
+    try:
+        cli(prog_name="ghostha")
+    except KeyboardInterrupt:  # pragma: no cover - Ctrl-C while click itself runs
+        sys.exit(EXIT_FAILED)
+
+
+__all__ = ["EXIT_USAGE", "App", "Runtime", "cli", "main"]

@@ -1,0 +1,186 @@
+"""Shared fixtures: one sandbox for the whole session, its state reset (and re-seeded) for each test."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ghostha.sandbox.server import Sandbox
+
+
+@pytest.fixture(autouse=True)
+def _no_real_aws(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Placeholder credentials and no profile or config files: nothing can reach a real account."""
+    empty = tmp_path_factory.getbasetemp() / "no-aws"
+    empty.mkdir(exist_ok=True)
+    for key in (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_SESSION_TOKEN",
+        "GHOSTHA_CONFIG",
+    ):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[Sandbox]:
+    box = Sandbox().start(seed_story=False)
+    yield box
+    box.stop()
+
+
+@pytest.fixture
+def box(sandbox_server: Sandbox) -> Sandbox:
+    """The session's sandbox, reset to the story's starting point."""
+    sandbox_server.reset()
+    return sandbox_server
+
+
+def user_data(cluster: str | None) -> str:
+    text = "#!/bin/bash\n" + (f"echo ECS_CLUSTER={cluster} >> /etc/ecs/ecs.config\n" if cluster else "")
+    return base64.b64encode(text.encode()).decode()
+
+
+def capacity(
+    box: Sandbox,
+    cluster: str = "ghost-ha",
+    count: int = 2,
+    profile: str | None = "ecsInstanceRole",
+    instance_type: str = "t3.small",
+    create_cluster: bool = True,
+) -> str:
+    """A cluster and an Auto Scaling group of `count` instances for it; returns the group's name."""
+    assert box.seeded is not None
+    if create_cluster:
+        box.client("ecs").create_cluster(clusterName=cluster)
+    data: dict[str, Any] = {
+        "ImageId": "ami-12c6146b",
+        "InstanceType": instance_type,
+        "UserData": user_data(cluster),
+        "SecurityGroupIds": [box.seeded.instance_sg],
+    }
+    if profile:
+        data["IamInstanceProfile"] = {"Name": profile}
+    name = f"{cluster}-asg"
+    box.client("ec2").create_launch_template(LaunchTemplateName=name, LaunchTemplateData=data)
+    box.client("autoscaling").create_auto_scaling_group(
+        AutoScalingGroupName=name,
+        LaunchTemplate={"LaunchTemplateName": name},
+        MinSize=count,
+        MaxSize=count,
+        DesiredCapacity=count,
+        VPCZoneIdentifier=",".join(box.seeded.subnets),
+    )
+    return name
+
+
+def dynamic_revision(box: Sandbox) -> str:
+    """Register the story's new revision: the latest ghost revision with host port 0."""
+    ecs = box.client("ecs")
+    td = ecs.describe_task_definition(taskDefinition="ghost")["taskDefinition"]
+    containers = td["containerDefinitions"]
+    containers[0]["portMappings"][0]["hostPort"] = 0
+    return str(
+        ecs.register_task_definition(
+            family="ghost",
+            networkMode="bridge",
+            requiresCompatibilities=["EC2"],
+            containerDefinitions=containers,
+        )["taskDefinition"]["taskDefinitionArn"]
+    )
+
+
+def open_dynamic_ports(box: Sandbox) -> None:
+    assert box.seeded is not None
+    box.client("ec2").authorize_security_group_ingress(
+        GroupId=box.seeded.instance_sg,
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 32768,
+                "ToPort": 65535,
+                "UserIdGroupPairs": [{"GroupId": box.seeded.alb_sg}],
+            }
+        ],
+    )
+
+
+SPREAD = [
+    {"type": "spread", "field": "attribute:ecs.availability-zone"},
+    {"type": "spread", "field": "instanceId"},
+]
+
+
+def service(
+    box: Sandbox,
+    task_definition: str,
+    cluster: str = "ghost-ha",
+    count: int = 6,
+    breaker: bool = True,
+    grace: int = 60,
+    **extra: Any,
+) -> dict[str, Any]:
+    assert box.seeded is not None
+    return dict(
+        box.client("ecs").create_service(
+            cluster=cluster,
+            serviceName="ghost",
+            taskDefinition=task_definition,
+            desiredCount=count,
+            launchType="EC2",
+            loadBalancers=[
+                {
+                    "targetGroupArn": box.seeded.target_group_arn,
+                    "containerName": "ghost",
+                    "containerPort": 2368,
+                }
+            ],
+            placementStrategy=SPREAD,
+            deploymentConfiguration={
+                "maximumPercent": 200,
+                "minimumHealthyPercent": 50,
+                "deploymentCircuitBreaker": {"enable": breaker, "rollback": breaker},
+            },
+            healthCheckGracePeriodSeconds=grace,
+            **extra,
+        )["service"]
+    )
+
+
+def describe_service(box: Sandbox, cluster: str = "ghost-ha", name: str = "ghost") -> dict[str, Any]:
+    return dict(box.client("ecs").describe_services(cluster=cluster, services=[name])["services"][0])
+
+
+def running_tasks(box: Sandbox, cluster: str = "ghost-ha") -> list[dict[str, Any]]:
+    ecs = box.client("ecs")
+    arns = ecs.list_tasks(cluster=cluster)["taskArns"]
+    if not arns:
+        return []
+    return list(ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"])
+
+
+def targets(box: Sandbox) -> list[dict[str, Any]]:
+    assert box.seeded is not None
+    return list(
+        box.client("elbv2").describe_target_health(TargetGroupArn=box.seeded.target_group_arn)[
+            "TargetHealthDescriptions"
+        ]
+    )
+
+
+def settle(box: Sandbox, seconds: float, step: float = 5.0) -> None:
+    """Let simulated time pass in steps, as a poll loop would."""
+    elapsed = 0.0
+    while elapsed < seconds:
+        box.advance(step)
+        elapsed += step

@@ -1,0 +1,463 @@
+"""The sandbox's simulation rules, each checked through boto3's public API against the sandbox."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+from botocore.exceptions import ClientError
+
+from ghostha.sandbox import hooks
+from ghostha.sandbox.server import Sandbox
+from tests.conftest import (
+    capacity,
+    describe_service,
+    dynamic_revision,
+    open_dynamic_ports,
+    running_tasks,
+    service,
+    settle,
+    targets,
+    user_data,
+)
+
+
+def container_instances(box: Sandbox, cluster: str = "ghost-ha") -> list[dict[str, object]]:
+    ecs = box.client("ecs")
+    arns = ecs.list_container_instances(cluster=cluster)["containerInstanceArns"]
+    if not arns:
+        return []
+    return list(ecs.describe_container_instances(cluster=cluster, containerInstances=arns)["containerInstances"])
+
+
+def stack(box: Sandbox, count: int = 6, rule: bool = True, instance_type: str = "t3.small", **kw: object) -> str:
+    """Two instances, the host-port-0 revision, optionally the SG rule, and a service; returns the revision."""
+    capacity(box, instance_type=instance_type)
+    settle(box, 30)
+    td = dynamic_revision(box)
+    if rule:
+        open_dynamic_ports(box)
+    service(box, td, count=count, **kw)  # type: ignore[arg-type]
+    return td
+
+
+def test_moto_hooks_are_intact() -> None:
+    problems = hooks.check()
+    assert problems == [], (
+        "a moto upgrade broke the sandbox's hooks into moto (pin moto to the tested range "
+        f"{hooks.TESTED_MOTO} or update ghostha/sandbox/hooks.py): {problems}"
+    )
+
+
+# --- 9. seed --------------------------------------------------------------------------------------------
+
+
+def test_seed_is_the_story_starting_point(box: Sandbox) -> None:
+    s = box.seeded
+    assert s is not None
+    ec2, elbv2, ecs, iam = box.client("ec2"), box.client("elbv2"), box.client("ecs"), box.client("iam")
+    subnets = ec2.describe_subnets(SubnetIds=list(s.subnets))["Subnets"]
+    assert {sn["VpcId"] for sn in subnets} == {s.vpc_id}
+    assert len({sn["AvailabilityZone"] for sn in subnets}) == 2
+    alb_sg, inst_sg = (
+        ec2.describe_security_groups(GroupIds=[g])["SecurityGroups"][0] for g in (s.alb_sg, s.instance_sg)
+    )
+    assert [(p["FromPort"], p["IpRanges"][0]["CidrIp"]) for p in alb_sg["IpPermissions"]] == [(80, "0.0.0.0/0")]
+    assert [(p["FromPort"], p["ToPort"], p["UserIdGroupPairs"][0]["GroupId"]) for p in inst_sg["IpPermissions"]] == [
+        (80, 80, s.alb_sg)
+    ]
+    lb = elbv2.describe_load_balancers(Names=["ghost-elb"])["LoadBalancers"][0]
+    assert lb["SecurityGroups"] == [s.alb_sg]
+    tg = elbv2.describe_target_groups(Names=["ghost-tg"])["TargetGroups"][0]
+    assert (tg["Protocol"], tg["TargetType"], tg["HealthCheckPort"]) == ("HTTP", "instance", "traffic-port")
+    listener = elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"][0]
+    assert (listener["Port"], listener["DefaultActions"][0]["TargetGroupArn"]) == (80, tg["TargetGroupArn"])
+    assert iam.get_instance_profile(InstanceProfileName="ecsInstanceRole")["InstanceProfile"]["Roles"]
+    td = ecs.describe_task_definition(taskDefinition="ghost")["taskDefinition"]
+    c = td["containerDefinitions"][0]
+    assert td["networkMode"] == "bridge"
+    assert c["image"] == "ghost:5" and c["memoryReservation"] == 512
+    assert c["portMappings"][0] == {"containerPort": 2368, "hostPort": 80, "protocol": "tcp"}
+    assert {"name": "url", "value": f"http://{lb['DNSName']}"} in c["environment"]
+
+
+# --- 1. agent -------------------------------------------------------------------------------------------
+
+
+def test_agent_registers_instances_into_their_cluster_sized_by_type(box: Sandbox) -> None:
+    capacity(box)
+    box.advance(5)
+    assert container_instances(box) == [], "the agent needs the instance to boot first"
+    settle(box, 30)
+    cis = container_instances(box)
+    assert len(cis) == 2
+    for ci in cis:
+        res = {r["name"]: r.get("integerValue") for r in ci["registeredResources"]}
+        assert (res["CPU"], res["MEMORY"]) == (2048, 1900)
+        assert ci["status"] == "ACTIVE" and ci["agentConnected"]
+
+
+def test_registering_an_instance_twice_does_not_duplicate_it(box: Sandbox) -> None:
+    capacity(box)
+    settle(box, 30)
+    ci = container_instances(box)[0]
+    doc = json.dumps({"instanceId": ci["ec2InstanceId"]})
+    again = box.client("ecs").register_container_instance(cluster="ghost-ha", instanceIdentityDocument=doc)
+    assert again["containerInstance"]["containerInstanceArn"] == ci["containerInstanceArn"]
+    assert len(container_instances(box)) == 2
+
+
+def test_instance_without_ecs_cluster_joins_default(box: Sandbox) -> None:
+    assert box.seeded is not None
+    box.client("ec2").run_instances(
+        ImageId="ami-12c6146b",
+        MinCount=1,
+        MaxCount=1,
+        UserData=user_data(None),
+        SubnetId=box.seeded.subnets[0],
+        IamInstanceProfile={"Name": "ecsInstanceRole"},
+    )
+    settle(box, 30)
+    assert len(container_instances(box, "default")) == 1
+
+
+def test_instance_without_profile_never_registers(box: Sandbox) -> None:
+    capacity(box, profile=None)
+    settle(box, 300, step=30)
+    assert container_instances(box) == []
+
+
+def test_terminated_instance_is_deregistered_and_its_tasks_replaced(box: Sandbox) -> None:
+    stack(box, instance_type="t3.medium")  # room for all six on one instance
+    settle(box, 40)
+    victim = container_instances(box)[0]
+    doomed = {t["taskArn"] for t in running_tasks(box) if t["containerInstanceArn"] == victim["containerInstanceArn"]}
+    assert len(doomed) == 3
+    box.client("ec2").terminate_instances(InstanceIds=[victim["ec2InstanceId"]])
+    box.advance(1)
+    ecs = box.client("ecs")
+    stopped = ecs.describe_tasks(cluster="ghost-ha", tasks=list(doomed))["tasks"]
+    assert {t["lastStatus"] for t in stopped} == {"STOPPED"}
+    assert all("terminated" in t["stoppedReason"] for t in stopped)
+    arns = [c["containerInstanceArn"] for c in container_instances(box)]
+    assert victim["containerInstanceArn"] not in arns
+    # the service keeps six tasks on what is left, before the group's new instance has even booted
+    settle(box, 15)
+    tasks = running_tasks(box)
+    assert len(tasks) == 6
+    assert {t["containerInstanceArn"] for t in tasks} == set(arns)
+
+
+# --- 2. Auto Scaling ------------------------------------------------------------------------------------
+
+
+def test_asg_spreads_over_subnets_with_the_template_profile(box: Sandbox) -> None:
+    group = capacity(box)
+    asg = box.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[group])
+    ids = [i["InstanceId"] for i in asg["AutoScalingGroups"][0]["Instances"]]
+    ec2 = box.client("ec2")
+    insts = [i for r in ec2.describe_instances(InstanceIds=ids)["Reservations"] for i in r["Instances"]]
+    assert box.seeded is not None
+    assert sorted(i["SubnetId"] for i in insts) == sorted(box.seeded.subnets)
+    assert len({i["Placement"]["AvailabilityZone"] for i in insts}) == 2
+    assocs = ec2.describe_iam_instance_profile_associations()["IamInstanceProfileAssociations"]
+    assert {a["InstanceId"] for a in assocs} == set(ids)
+    assert all(a["IamInstanceProfile"]["Arn"].endswith("/ecsInstanceRole") for a in assocs)
+
+
+def test_asg_replaces_a_terminated_instance(box: Sandbox) -> None:
+    group = capacity(box)
+    auto = box.client("autoscaling")
+    first = auto.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]["Instances"]
+    box.client("ec2").terminate_instances(InstanceIds=[first[0]["InstanceId"]])
+    box.advance(5)
+    now = auto.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]["Instances"]
+    assert len(now) == 2 and first[0]["InstanceId"] not in {i["InstanceId"] for i in now}
+    settle(box, 35)
+    assert len(container_instances(box)) == 2
+
+
+# --- 3 + 4. scheduler and dynamic ports -----------------------------------------------------------------
+
+
+def test_static_port_80_runs_two_and_reports_the_port_event(box: Sandbox) -> None:
+    capacity(box)
+    settle(box, 30)
+    assert box.seeded is not None
+    open_dynamic_ports(box)
+    service(box, box.seeded.task_definition_arn)
+    settle(box, 60)
+    assert len(running_tasks(box)) == 2
+    svc = describe_service(box)
+    assert svc["runningCount"] == 2 and svc["desiredCount"] == 6
+    messages = [e["message"] for e in svc["events"]]
+    assert any(
+        "was unable to place a task because no container instance met all of its requirements" in m
+        and "is already using a port required by your task" in m
+        for m in messages
+    )
+
+
+def test_host_port_zero_runs_three_plus_three_on_distinct_dynamic_ports(box: Sandbox) -> None:
+    stack(box)
+    settle(box, 30)
+    tasks = running_tasks(box)
+    assert len(tasks) == 6 and {t["lastStatus"] for t in tasks} == {"RUNNING"}
+    per_instance = Counter(t["containerInstanceArn"] for t in tasks)
+    assert sorted(per_instance.values()) == [3, 3]
+    bindings = [(t["containerInstanceArn"], t["containers"][0]["networkBindings"][0]) for t in tasks]
+    ports = [(ci, b["hostPort"]) for ci, b in bindings]
+    assert len(set(ports)) == 6
+    assert all(32768 <= b["hostPort"] <= 60999 and b["containerPort"] == 2368 for _, b in bindings)
+
+
+def test_memory_limits_placement(box: Sandbox) -> None:
+    capacity(box, instance_type="t3.micro")  # ~950 MiB each: one 512 MiB task per instance
+    settle(box, 30)
+    td = dynamic_revision(box)
+    open_dynamic_ports(box)
+    service(box, td)
+    settle(box, 30)
+    assert len(running_tasks(box)) == 2
+    assert any("insufficient memory" in e["message"] for e in describe_service(box)["events"])
+
+
+# --- 5. targets -----------------------------------------------------------------------------------------
+
+
+def test_targets_register_per_task_and_turn_healthy_with_the_rule(box: Sandbox) -> None:
+    stack(box)
+    settle(box, 15)
+    states = {t["TargetHealth"]["State"] for t in targets(box)}
+    assert states == {"initial"}
+    settle(box, 30)
+    th = targets(box)
+    assert len(th) == 6 and {t["TargetHealth"]["State"] for t in th} == {"healthy"}
+    tasks = running_tasks(box)
+    ci_to_instance = {c["containerInstanceArn"]: c["ec2InstanceId"] for c in container_instances(box)}
+    expected = {
+        (ci_to_instance[t["containerInstanceArn"]], t["containers"][0]["networkBindings"][0]["hostPort"]) for t in tasks
+    }
+    assert {(t["Target"]["Id"], t["Target"]["Port"]) for t in th} == expected
+    svc = describe_service(box)
+    assert svc["deployments"][0]["rolloutState"] == "COMPLETED"
+    assert svc["events"][0]["message"] == "(service ghost) has reached a steady state."
+
+
+def test_targets_without_the_rule_turn_unhealthy(box: Sandbox) -> None:
+    stack(box, rule=False, breaker=False, grace=300)
+    settle(box, 45)
+    th = targets(box)
+    assert len(th) == 6
+    assert {(t["TargetHealth"]["State"], t["TargetHealth"]["Reason"]) for t in th} == {("unhealthy", "Target.Timeout")}
+
+
+def test_stopped_task_target_drains_for_the_delay_then_goes(box: Sandbox) -> None:
+    stack(box)
+    settle(box, 45)
+    task = running_tasks(box)[0]
+    port = task["containers"][0]["networkBindings"][0]["hostPort"]
+    box.client("ecs").stop_task(cluster="ghost-ha", task=task["taskArn"], reason="drill")
+    box.advance(1)
+    draining = [t for t in targets(box) if t["TargetHealth"]["State"] == "draining"]
+    assert len(draining) == 1 and draining[0]["Target"]["Port"] == port
+    settle(box, 295)
+    assert any(t["TargetHealth"]["State"] == "draining" for t in targets(box))
+    settle(box, 10)
+    assert not any(t["TargetHealth"]["State"] == "draining" for t in targets(box))
+
+
+# --- 6. lifecycle ---------------------------------------------------------------------------------------
+
+
+def test_tasks_go_pending_then_running(box: Sandbox) -> None:
+    stack(box)
+    box.advance(1)
+    assert {t["lastStatus"] for t in running_tasks(box)} == {"PENDING"}
+    assert describe_service(box)["pendingCount"] == 6
+    settle(box, 10)
+    assert {t["lastStatus"] for t in running_tasks(box)} == {"RUNNING"}
+    svc = describe_service(box)
+    assert (svc["runningCount"], svc["pendingCount"]) == (6, 0)
+
+
+def test_a_stopped_task_is_replaced(box: Sandbox) -> None:
+    stack(box)
+    settle(box, 45)
+    victim = running_tasks(box)[0]["taskArn"]
+    box.client("ecs").stop_task(cluster="ghost-ha", task=victim, reason="drill")
+    box.advance(1)
+    assert describe_service(box)["runningCount"] == 5
+    settle(box, 15)
+    tasks = running_tasks(box)
+    assert len(tasks) == 6 and victim not in {t["taskArn"] for t in tasks}
+    stopped = box.client("ecs").describe_tasks(cluster="ghost-ha", tasks=[victim])["tasks"][0]
+    assert (stopped["lastStatus"], stopped["stoppedReason"]) == ("STOPPED", "drill")
+
+
+def test_new_revision_rolls_out_within_min_and_max_percent(box: Sandbox) -> None:
+    old = stack(box)
+    settle(box, 45)
+    ecs = box.client("ecs")
+    td = ecs.describe_task_definition(taskDefinition=old)["taskDefinition"]
+    new = ecs.register_task_definition(
+        family="ghost",
+        networkMode="bridge",
+        requiresCompatibilities=["EC2"],
+        containerDefinitions=td["containerDefinitions"],
+    )["taskDefinition"]["taskDefinitionArn"]
+    ecs.update_service(cluster="ghost-ha", service="ghost", taskDefinition=new)
+    seen_max = 0
+    for _ in range(40):
+        box.advance(5)
+        tasks = running_tasks(box)
+        seen_max = max(seen_max, len(tasks))
+        healthy = {
+            (t["Target"]["Id"], t["Target"]["Port"]) for t in targets(box) if t["TargetHealth"]["State"] == "healthy"
+        }
+        assert len(healthy) >= 3, "minimum healthy 50% of 6"
+    assert seen_max <= 12, "maximum 200% of 6"
+    tasks = running_tasks(box)
+    assert len(tasks) == 6 and {t["taskDefinitionArn"] for t in tasks} == {new}
+    svc = describe_service(box)
+    assert len(svc["deployments"]) == 1 and svc["deployments"][0]["rolloutState"] == "COMPLETED"
+    assert svc["taskDefinition"] == new
+
+
+def test_circuit_breaker_fails_and_rolls_back_an_unhealthy_rollout(box: Sandbox) -> None:
+    old = stack(box)
+    settle(box, 45)
+    assert box.seeded is not None
+    ec2, ecs = box.client("ec2"), box.client("ecs")
+    # the rule goes away behind the service's back, then a new revision rolls out: it can never be healthy
+    ec2.revoke_security_group_ingress(
+        GroupId=box.seeded.instance_sg,
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 32768,
+                "ToPort": 65535,
+                "UserIdGroupPairs": [{"GroupId": box.seeded.alb_sg}],
+            }
+        ],
+    )
+    td = ecs.describe_task_definition(taskDefinition=old)["taskDefinition"]
+    new = ecs.register_task_definition(
+        family="ghost",
+        networkMode="bridge",
+        requiresCompatibilities=["EC2"],
+        containerDefinitions=td["containerDefinitions"],
+    )["taskDefinition"]["taskDefinitionArn"]
+    dep = ecs.update_service(cluster="ghost-ha", service="ghost", taskDefinition=new)["service"]["deployments"][0]
+    failed = None
+    for _ in range(120):
+        box.advance(5)
+        deps = {d["id"]: d for d in describe_service(box)["deployments"]}
+        if deps.get(dep["id"], {}).get("rolloutState") == "FAILED":
+            failed = deps[dep["id"]]
+            break
+    assert failed is not None, "the circuit breaker never tripped"
+    svc = describe_service(box)
+    assert svc["taskDefinition"] == old, "rolled back to the last good revision"
+    assert svc["deployments"][0]["taskDefinition"] == old
+    assert any("deployment failed" in e["message"] for e in svc["events"])
+
+
+def test_scaling_desired_count_down_stops_tasks(box: Sandbox) -> None:
+    stack(box)
+    settle(box, 45)
+    box.client("ecs").update_service(cluster="ghost-ha", service="ghost", desiredCount=2)
+    box.advance(1)
+    assert len(running_tasks(box)) == 2
+    assert describe_service(box)["runningCount"] == 2
+
+
+# --- 7. guard rails -------------------------------------------------------------------------------------
+
+
+def test_duplicate_active_service_is_rejected(box: Sandbox) -> None:
+    td = stack(box)
+    with pytest.raises(ClientError, match="not idempotent"):
+        service(box, td)
+
+
+def test_service_needs_a_target_group_on_a_load_balancer(box: Sandbox) -> None:
+    assert box.seeded is not None
+    capacity(box)
+    tg = box.client("elbv2").create_target_group(
+        Name="lonely", Protocol="HTTP", Port=80, VpcId=box.seeded.vpc_id, TargetType="instance"
+    )["TargetGroups"][0]["TargetGroupArn"]
+    with pytest.raises(ClientError, match="does not have an associated load balancer"):
+        box.client("ecs").create_service(
+            cluster="ghost-ha",
+            serviceName="ghost",
+            taskDefinition="ghost",
+            desiredCount=1,
+            loadBalancers=[{"targetGroupArn": tg, "containerName": "ghost", "containerPort": 2368}],
+        )
+
+
+def test_delete_cluster_refused_while_services_or_instances_remain(box: Sandbox) -> None:
+    stack(box)
+    ecs = box.client("ecs")
+    with pytest.raises(ClientError) as err:
+        ecs.delete_cluster(cluster="ghost-ha")
+    assert err.value.response["Error"]["Code"] == "ClusterContainsServicesException"
+    ecs.delete_service(cluster="ghost-ha", service="ghost", force=True)
+    box.advance(1)
+    assert describe_service(box)["status"] == "INACTIVE"
+    with pytest.raises(ClientError) as err:
+        ecs.delete_cluster(cluster="ghost-ha")
+    assert err.value.response["Error"]["Code"] == "ClusterContainsContainerInstancesException"
+
+
+def test_list_tasks_honours_service_name_and_defaults_to_running(box: Sandbox) -> None:
+    stack(box)
+    settle(box, 15)
+    ecs = box.client("ecs")
+    ecs.register_task_definition(
+        family="other",
+        networkMode="bridge",
+        containerDefinitions=[{"name": "x", "image": "busybox", "memory": 64}],
+    )
+    ecs.create_service(cluster="ghost-ha", serviceName="other", taskDefinition="other", desiredCount=1)
+    settle(box, 15)
+    assert len(ecs.list_tasks(cluster="ghost-ha", serviceName="ghost")["taskArns"]) == 6
+    assert len(ecs.list_tasks(cluster="ghost-ha", serviceName="other")["taskArns"]) == 1
+    victim = ecs.list_tasks(cluster="ghost-ha", serviceName="other")["taskArns"][0]
+    ecs.stop_task(cluster="ghost-ha", task=victim)
+    assert victim not in ecs.list_tasks(cluster="ghost-ha")["taskArns"]
+    assert victim in ecs.list_tasks(cluster="ghost-ha", desiredStatus="STOPPED")["taskArns"]
+
+
+def test_tasks_do_not_drift_to_stopped(box: Sandbox) -> None:
+    stack(box)
+    settle(box, 15)
+    ecs = box.client("ecs")
+    arns = ecs.list_tasks(cluster="ghost-ha")["taskArns"]
+    for _ in range(6):
+        tasks = ecs.describe_tasks(cluster="ghost-ha", tasks=arns)["tasks"]
+    assert {t["lastStatus"] for t in tasks} == {"RUNNING"}
+
+
+# --- 8. time --------------------------------------------------------------------------------------------
+
+
+def test_scaled_clock_runs_faster_than_real_time() -> None:
+    from ghostha.sandbox.clock import SimClock
+
+    ticks = iter([100.0, 100.0, 102.0])
+    clock = SimClock(scale=30)
+    clock._t0 = 100.0
+    import ghostha.sandbox.clock as clock_module
+
+    real = clock_module.time.monotonic
+    clock_module.time.monotonic = lambda: next(ticks)  # type: ignore[assignment]
+    try:
+        assert clock.seconds() == 0
+        clock.advance(5)
+        assert clock.seconds() == 5
+        assert clock.seconds() == 65  # 2 real seconds at 30x, plus the 5 advanced
+    finally:
+        clock_module.time.monotonic = real  # type: ignore[assignment]
