@@ -152,6 +152,104 @@ def cli(
 pass_app = click.make_pass_decorator(App)
 
 
+# --- up / status ---------------------------------------------------------------------------------------------
+
+
+def _confirm(app: App, question: str, yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty() and app.runtime.confirm is None:
+        raise GhosthaError(
+            "refusing to change AWS without confirmation (no terminal to ask on)", hint="pass --yes to go ahead"
+        )
+    answer = app.runtime.ask(f"{question} [y/N]").strip().lower()
+    if answer not in ("y", "yes"):
+        from ghostha.errors import Aborted
+
+        raise Aborted("nothing was changed", hint="pass --yes to skip this question")
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before changing AWS.")
+@click.option(
+    "--timeout",
+    type=click.IntRange(1, 24 * 3600),
+    default=900,
+    show_default=True,
+    help="Seconds to wait for instances and the service.",
+)
+@pass_app
+@handled
+def up(app: App, dry_run: bool, yes: bool, timeout: int) -> None:
+    """Provision (or converge) the highly available stack: cluster, two instances, host-port-0 revision,
+    security-group rule, six-task service; then wait until every target is healthy."""
+    from ghostha import render
+    from ghostha.execute import execute
+    from ghostha.observe import observe
+    from ghostha.plan import plan_up
+    from ghostha.waiting import Deadline
+
+    cfg, aws, out = app.config(), app.aws(), app.runtime.console()
+    planned = plan_up(cfg, observe(aws, cfg, "up"))
+    render.plan(out, planned, dry_run)
+    if dry_run:
+        return
+    if planned.changes:
+        _confirm(app, f"apply these {len(planned.changes)} changes to stack {cfg.stack}?", yes)
+    deadline = Deadline(app.runtime.clock, app.runtime.sleep, timeout, cfg.poll_seconds)
+    reporter = render.StepReporter(out)
+    try:
+        execute(aws, cfg, planned, deadline, reporter)
+    finally:
+        reporter.close()
+    report = _status_report(app, events=5)
+    out.print(render.status_tables(report))
+    if report["site_url"]:
+        out.print(f"[bold green]your blog:[/] {report['site_url']}", highlight=False)
+
+
+def _status_report(app: App, events: int) -> dict[str, Any]:
+    from ghostha.observe import observe
+    from ghostha.status import report
+
+    cfg = app.config()
+    return report(cfg, observe(app.aws(), cfg, "status"), events=events)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (keys documented in the README).")
+@click.option("--watch", is_flag=True, help="Redraw every few seconds until Ctrl-C.")
+@click.option("--events", type=click.IntRange(0, 100), default=10, show_default=True, help="How many events.")
+@pass_app
+@handled
+def status(app: App, as_json: bool, watch: bool, events: int) -> None:
+    """Is the blog highly available right now? Exit 0 healthy, 1 degraded or not deployed."""
+    from ghostha import render
+
+    out = app.runtime.console()
+    cfg = app.config()
+    if watch:
+        from rich.live import Live
+
+        report = _status_report(app, events)
+        try:
+            with Live(render.status_tables(report), console=out, auto_refresh=False) as live:
+                while True:
+                    app.runtime.sleep(cfg.poll_seconds)
+                    report = _status_report(app, events)
+                    live.update(render.status_tables(report), refresh=True)
+        except KeyboardInterrupt:
+            pass
+        sys.exit(0)
+    report = _status_report(app, events)
+    if as_json:
+        click.echo(render.status_json(report))
+    else:
+        out.print(render.status_tables(report))
+    sys.exit(0 if report["healthy"] else EXIT_FAILED)
+
+
 # --- sandbox --------------------------------------------------------------------------------------------
 
 

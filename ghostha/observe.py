@@ -1,0 +1,358 @@
+"""A read-only snapshot of everything the stack touches: only describe/list calls, batched and concurrent.
+
+`observe()` returns one immutable `Observed`; `status`, `up` and `teardown` all start from it. A resource that
+does not exist is None (or an empty list), never an exception; any other AWS error propagates.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ghostha.aws import Aws
+from ghostha.config import TAG_KEY, Config
+from ghostha.errors import error_code
+
+Json = dict[str, Any]
+
+# error codes that mean "it does not exist"
+_MISSING = {
+    "LoadBalancerNotFound",
+    "TargetGroupNotFound",
+    "ClusterNotFoundException",
+    "ServiceNotFoundException",
+    "NoSuchEntity",
+    "ParameterNotFound",
+    "InvalidLaunchTemplateName.NotFoundException",
+    "InvalidLaunchTemplateId.NotFound",
+    "InvalidAMIID.NotFound",
+    "InvalidAMIID.Malformed",
+    "ValidationError",
+}
+
+
+def _missing(exc: Exception) -> bool:
+    code = error_code(exc)
+    if code in _MISSING:
+        return True
+    # ECS answers a missing task definition family with a generic ClientException
+    return code == "ClientException" and "Unable to describe task definition" in str(exc)
+
+
+def maybe(call: Callable[[], Any]) -> Any:
+    """The call's result, or None when AWS says the thing does not exist."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return call()
+    except ClientError as exc:
+        if _missing(exc):
+            return None
+        raise
+
+
+def gather(calls: dict[str, Callable[[], Any]], workers: int = 8) -> dict[str, Any]:
+    """Run independent calls concurrently; results by name. The first exception propagates."""
+    if len(calls) <= 1:
+        return {k: f() for k, f in calls.items()}
+    with ThreadPoolExecutor(max_workers=min(workers, len(calls))) as pool:
+        futures = {k: pool.submit(f) for k, f in calls.items()}
+        return {k: fut.result() for k, fut in futures.items()}
+
+
+def chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def tag_dict(tags: Iterable[Json] | None) -> dict[str, str]:
+    """AWS tags in either spelling ({Key, Value} or {key, value}) as a dict."""
+    out: dict[str, str] = {}
+    for t in tags or []:
+        key = t.get("Key", t.get("key"))
+        value = t.get("Value", t.get("value", ""))
+        if key is not None:
+            out[str(key)] = str(value)
+    return out
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What AWS holds for the stack right now. Lists are in AWS's order."""
+
+    stack: str
+    region: str | None
+    # inputs the stack builds on
+    subnets: tuple[Json, ...] = ()
+    security_group: Json | None = None
+    load_balancer: Json | None = None
+    listeners: tuple[Json, ...] = ()
+    target_group: Json | None = None
+    target_health: tuple[Json, ...] = ()
+    task_definition: Json | None = None  # the family's latest ACTIVE revision
+    task_definition_tags: dict[str, str] = field(default_factory=dict)
+    family_revisions: tuple[str, ...] = ()  # ACTIVE revision ARNs of the family, oldest first
+    instance_profile: Json | None = None
+    ami_id: str | None = None
+    ami_error: str | None = None
+    lb_security_groups: tuple[Json, ...] = ()
+    # what ghostha makes
+    cluster: Json | None = None
+    launch_template: Json | None = None
+    asg: Json | None = None
+    container_instances: tuple[Json, ...] = ()
+    ec2_instances: dict[str, Json] = field(default_factory=dict)
+    service: Json | None = None
+    tasks: tuple[Json, ...] = ()
+    stopped_tasks: tuple[Json, ...] = ()
+    task_definitions: dict[str, Json] = field(default_factory=dict)  # by ARN, for the tasks' revisions
+
+    # --- predicates -----------------------------------------------------------------------------------------
+
+    def owned(self, tags: dict[str, str]) -> bool:
+        return tags.get(TAG_KEY) == self.stack
+
+    @property
+    def cluster_active(self) -> bool:
+        return self.cluster is not None and self.cluster.get("status") == "ACTIVE"
+
+    @property
+    def cluster_owned(self) -> bool:
+        return self.cluster is not None and self.owned(tag_dict(self.cluster.get("tags")))
+
+    @property
+    def service_active(self) -> bool:
+        return self.service is not None and self.service.get("status") in ("ACTIVE", "DRAINING")
+
+    @property
+    def service_owned(self) -> bool:
+        return self.service is not None and self.owned(tag_dict(self.service.get("tags")))
+
+    @property
+    def launch_template_owned(self) -> bool:
+        return self.launch_template is not None and self.owned(tag_dict(self.launch_template.get("Tags")))
+
+    @property
+    def asg_owned(self) -> bool:
+        return self.asg is not None and self.owned(tag_dict(self.asg.get("Tags")))
+
+    @property
+    def dns_name(self) -> str | None:
+        return self.load_balancer.get("DNSName") if self.load_balancer else None
+
+
+def _subnets(aws: Aws, ids: tuple[str, ...]) -> tuple[Json, ...]:
+    resp = aws.client("ec2").describe_subnets(Filters=[{"Name": "subnet-id", "Values": list(ids)}])
+    return tuple(resp["Subnets"])
+
+
+def _security_group(aws: Aws, group_id: str) -> Json | None:
+    resp = aws.client("ec2").describe_security_groups(Filters=[{"Name": "group-id", "Values": [group_id]}])
+    groups = resp["SecurityGroups"]
+    return groups[0] if groups else None
+
+
+def _load_balancer(aws: Aws, name: str) -> Json | None:
+    resp = maybe(lambda: aws.client("elbv2").describe_load_balancers(Names=[name]))
+    return resp["LoadBalancers"][0] if resp and resp["LoadBalancers"] else None
+
+
+def _target_group(aws: Aws, name: str) -> Json | None:
+    resp = maybe(lambda: aws.client("elbv2").describe_target_groups(Names=[name]))
+    return resp["TargetGroups"][0] if resp and resp["TargetGroups"] else None
+
+
+def _task_definition(aws: Aws, family: str) -> tuple[Json | None, dict[str, str]]:
+    resp = maybe(lambda: aws.client("ecs").describe_task_definition(taskDefinition=family, include=["TAGS"]))
+    if not resp:
+        return None, {}
+    return resp["taskDefinition"], tag_dict(resp.get("tags"))
+
+
+def _family_revisions(aws: Aws, family: str) -> tuple[str, ...]:
+    ecs = aws.client("ecs")
+    arns: list[str] = []
+    for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE"):
+        arns += [a for a in page["taskDefinitionArns"] if a.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family]
+    return tuple(arns)
+
+
+def _instance_profile(aws: Aws, name: str) -> Json | None:
+    resp = maybe(lambda: aws.client("iam").get_instance_profile(InstanceProfileName=name))
+    return resp["InstanceProfile"] if resp else None
+
+
+def _ami(aws: Aws, ami: str) -> tuple[str | None, str | None]:
+    if ami.startswith("ssm:"):
+        name = ami.removeprefix("ssm:")
+        resp = maybe(lambda: aws.client("ssm").get_parameter(Name=name))
+        if not resp:
+            return None, f"SSM parameter {name} not found in this region"
+        return str(resp["Parameter"]["Value"]), None
+    resp = maybe(lambda: aws.client("ec2").describe_images(ImageIds=[ami]))
+    if not resp or not resp["Images"]:
+        return None, f"AMI {ami} not found in this region"
+    return ami, None
+
+
+def _cluster(aws: Aws, name: str) -> Json | None:
+    resp = aws.client("ecs").describe_clusters(clusters=[name], include=["TAGS"])
+    clusters = [c for c in resp["clusters"] if c.get("status") != "INACTIVE"]
+    return clusters[0] if clusters else None
+
+
+def _launch_template(aws: Aws, name: str) -> Json | None:
+    resp = maybe(lambda: aws.client("ec2").describe_launch_templates(LaunchTemplateNames=[name]))
+    if not resp or not resp["LaunchTemplates"]:
+        return None
+    lt: Json = dict(resp["LaunchTemplates"][0])
+    versions = aws.client("ec2").describe_launch_template_versions(
+        LaunchTemplateId=lt["LaunchTemplateId"], Versions=["$Latest"]
+    )["LaunchTemplateVersions"]
+    lt["LatestData"] = versions[0]["LaunchTemplateData"] if versions else {}
+    return lt
+
+
+def _asg(aws: Aws, name: str) -> Json | None:
+    resp = aws.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])
+    groups = resp["AutoScalingGroups"]
+    return groups[0] if groups else None
+
+
+def _service(aws: Aws, cluster: str, name: str) -> Json | None:
+    resp = maybe(lambda: aws.client("ecs").describe_services(cluster=cluster, services=[name], include=["TAGS"]))
+    if not resp:
+        return None
+    services = [s for s in resp["services"] if s.get("status") != "INACTIVE"]
+    return services[0] if services else None
+
+
+def _container_instances(aws: Aws, cluster: str) -> tuple[Json, ...]:
+    ecs = aws.client("ecs")
+    arns: list[str] = []
+    for page in ecs.get_paginator("list_container_instances").paginate(cluster=cluster):
+        arns += page["containerInstanceArns"]
+    out: list[Json] = []
+    for batch in chunks(arns, 100):
+        out += ecs.describe_container_instances(cluster=cluster, containerInstances=batch)["containerInstances"]
+    return tuple(out)
+
+
+def _tasks(aws: Aws, cluster: str, service: str, status: str) -> tuple[Json, ...]:
+    ecs = aws.client("ecs")
+    arns: list[str] = []
+    kwargs = {"cluster": cluster, "serviceName": service, "desiredStatus": status}
+    for page in ecs.get_paginator("list_tasks").paginate(**kwargs):
+        arns += page["taskArns"]
+    out: list[Json] = []
+    for batch in chunks(arns, 100):
+        out += ecs.describe_tasks(cluster=cluster, tasks=batch)["tasks"]
+    return tuple(out)
+
+
+def _target_health(aws: Aws, tg_arn: str) -> tuple[Json, ...]:
+    resp = aws.client("elbv2").describe_target_health(TargetGroupArn=tg_arn)
+    return tuple(resp["TargetHealthDescriptions"])
+
+
+def _describe_revision(aws: Aws, arn: str) -> Json:
+    return dict(aws.client("ecs").describe_task_definition(taskDefinition=arn)["taskDefinition"])
+
+
+def _listeners(aws: Aws, lb_arn: str) -> tuple[Json, ...]:
+    return tuple(aws.client("elbv2").describe_listeners(LoadBalancerArn=lb_arn)["Listeners"])
+
+
+def _ec2_instances(aws: Aws, ids: list[str]) -> dict[str, Json]:
+    if not ids:
+        return {}
+    out: dict[str, Json] = {}
+    for batch in chunks(ids, 200):
+        resp = aws.client("ec2").describe_instances(InstanceIds=batch)
+        for r in resp["Reservations"]:
+            for i in r["Instances"]:
+                out[i["InstanceId"]] = i
+    return out
+
+
+def _security_groups(aws: Aws, ids: list[str]) -> tuple[Json, ...]:
+    if not ids:
+        return ()
+    resp = aws.client("ec2").describe_security_groups(Filters=[{"Name": "group-id", "Values": ids}])
+    return tuple(resp["SecurityGroups"])
+
+
+def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
+    """Snapshot the stack. scope "up" also reads the inputs preflight checks; "status" only what it shows."""
+    full = scope == "up"
+    calls: dict[str, Callable[[], Any]] = {
+        "cluster": lambda: _cluster(aws, cfg.cluster.name),
+        "service": lambda: _service(aws, cfg.cluster.name, cfg.service.name),
+        "load_balancer": lambda: _load_balancer(aws, cfg.load_balancer.name),
+        "target_group": lambda: _target_group(aws, cfg.load_balancer.target_group),
+        "container_instances": lambda: maybe(lambda: _container_instances(aws, cfg.cluster.name)) or (),
+        "tasks": lambda: maybe(lambda: _tasks(aws, cfg.cluster.name, cfg.service.name, "RUNNING")) or (),
+    }
+    if full:
+        calls |= {
+            "subnets": lambda: _subnets(aws, cfg.network.subnets),
+            "security_group": lambda: _security_group(aws, cfg.network.security_group),
+            "task_definition": lambda: _task_definition(aws, cfg.task.family),
+            "family_revisions": lambda: _family_revisions(aws, cfg.task.family),
+            "instance_profile": lambda: _instance_profile(aws, cfg.cluster.instance_profile),
+            "ami": lambda: _ami(aws, cfg.cluster.ami),
+            "launch_template": lambda: _launch_template(aws, cfg.launch_template_name),
+            "asg": lambda: _asg(aws, cfg.asg_name),
+        }
+    else:
+        calls["stopped_tasks"] = lambda: maybe(lambda: _tasks(aws, cfg.cluster.name, cfg.service.name, "STOPPED")) or ()
+    first = gather(calls)
+
+    lb, tg = first["load_balancer"], first["target_group"]
+    instance_ids = [ci["ec2InstanceId"] for ci in first["container_instances"]]
+    second: dict[str, Callable[[], Any]] = {
+        "target_health": lambda: _target_health(aws, tg["TargetGroupArn"]) if tg else (),
+        "ec2_instances": lambda: _ec2_instances(aws, instance_ids),
+    }
+    if full:
+        second |= {
+            "listeners": lambda: _listeners(aws, lb["LoadBalancerArn"]) if lb else (),
+            "lb_security_groups": lambda: _security_groups(aws, list(lb.get("SecurityGroups", []))) if lb else (),
+        }
+    else:
+        revisions = sorted({t["taskDefinitionArn"] for t in first["tasks"]})
+        for arn in revisions:
+            second[f"td:{arn}"] = functools.partial(_describe_revision, aws, arn)
+    rest = gather(second)
+
+    td, td_tags = first.get("task_definition") or (None, {})
+    ami_id, ami_error = first.get("ami") or (None, None)
+    return Observed(
+        stack=cfg.stack,
+        region=aws.region_name,
+        subnets=first.get("subnets", ()),
+        security_group=first.get("security_group"),
+        load_balancer=lb,
+        listeners=rest.get("listeners", ()),
+        target_group=tg,
+        target_health=rest["target_health"],
+        task_definition=td,
+        task_definition_tags=td_tags,
+        family_revisions=first.get("family_revisions", ()),
+        instance_profile=first.get("instance_profile"),
+        ami_id=ami_id,
+        ami_error=ami_error,
+        lb_security_groups=rest.get("lb_security_groups", ()),
+        cluster=first["cluster"],
+        launch_template=first.get("launch_template"),
+        asg=first.get("asg"),
+        container_instances=first["container_instances"],
+        ec2_instances=rest["ec2_instances"],
+        service=first["service"],
+        tasks=first["tasks"],
+        stopped_tasks=first.get("stopped_tasks", ()),
+        task_definitions={k[3:]: v for k, v in rest.items() if k.startswith("td:")},
+    )

@@ -1,0 +1,187 @@
+"""Rich tables and JSON for plans, progress and status reports. Nothing else in ghostha prints."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.spinner import Spinner
+from rich.table import Table
+from rich.text import Text
+
+from ghostha.plan import Plan, Step
+
+VERDICT_STYLE = {"HEALTHY": "bold green", "DEGRADED": "bold red", "NOT DEPLOYED": "bold yellow"}
+
+
+def plan(console: Console, p: Plan, dry_run: bool) -> None:
+    for w in p.warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    if not p.changes:
+        console.print("[green]nothing to change[/]: the stack is as configured")
+        return
+    title = "would change (dry run: nothing was changed)" if dry_run else "plan"
+    table = Table(title=title, title_justify="left", show_lines=False)
+    table.add_column("#", justify="right")
+    table.add_column("step")
+    table.add_column("resource")
+    table.add_column("what")
+    for i, s in enumerate(p.steps, 1):
+        what = s.detail + "".join(f"\n  {c}" for c in s.changes)
+        table.add_row(str(i), s.action if s.mutating else f"[dim]{s.action}[/]", s.resource, what)
+    console.print(table)
+
+
+class StepReporter:
+    """Prints a line per step, and a live status line with new service events while waiting."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._live: Live | None = None
+        self._spinner = Spinner("dots", text="")
+
+    def step(self, step: Step) -> None:
+        self._stop_live()
+        if not step.mutating:
+            self._spinner = Spinner("dots", text=Text(f"waiting for {step.resource}: {step.detail}"))
+            self._live = Live(self._spinner, console=self.console, refresh_per_second=8, transient=True)
+            self._live.start()
+
+    def done(self, step: Step, note: str = "") -> None:
+        self._stop_live()
+        verb = "✓" if step.mutating else "✓ ready:"
+        extra = f" ({note})" if note else ""
+        self.console.print(f"[green]{verb}[/] {step.action} {step.resource}{extra}", highlight=False)
+
+    def status(self, text: str) -> None:
+        self._spinner.update(text=Text(text))
+
+    def event(self, text: str) -> None:
+        self.console.print(f"  [dim]event:[/] {text}", highlight=False)
+
+    def _stop_live(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def close(self) -> None:
+        self._stop_live()
+
+
+def status_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, sort_keys=False, default=str)
+
+
+def status_tables(report: dict[str, Any]) -> Group:
+    parts: list[Any] = []
+    verdict = report["verdict"]
+    summary = Table.grid(padding=(0, 2))
+    summary.add_row("stack", report["stack"])
+    summary.add_row("cluster", f"{report['cluster']['name']} ({report['cluster']['status'] or 'absent'})")
+    summary.add_row("site", report["site_url"] or "-")
+    summary.add_row("verdict", Text(f"{verdict}: {report['reason']}", style=VERDICT_STYLE.get(verdict, "")))
+    parts.append(summary)
+
+    if report["instances"]:
+        t = Table(title="instances", title_justify="left")
+        for col in ("instance", "AZ", "type", "status", "agent", "tasks", "free CPU", "free MiB"):
+            t.add_column(col)
+        for i in report["instances"]:
+            t.add_row(
+                i["instance_id"],
+                i["az"] or "",
+                i["instance_type"] or "",
+                i["status"] or "",
+                "yes" if i["agent_connected"] else "[red]no[/]",
+                str(i["running_tasks"]),
+                str(i["free_cpu"]),
+                str(i["free_memory"]),
+            )
+        parts.append(t)
+
+    svc = report["service"]
+    if svc:
+        t = Table(title=f"service {svc['name']}", title_justify="left")
+        for col in ("desired", "running", "pending", "revision", "min/max %", "grace s", "placement"):
+            t.add_column(col)
+        t.add_row(
+            str(svc["desired"]),
+            str(svc["running"]),
+            str(svc["pending"]),
+            svc["task_definition"],
+            f"{svc['minimum_healthy_percent']}/{svc['maximum_percent']}",
+            str(svc["health_check_grace_seconds"]),
+            ", ".join(svc["placement_strategy"]) or "-",
+        )
+        parts.append(t)
+        d = Table(title="deployments", title_justify="left")
+        for col in ("id", "status", "rollout", "revision", "running/desired", "failed"):
+            d.add_column(col)
+        for dep in svc["deployments"]:
+            style = "red" if dep["rollout_state"] == "FAILED" else ""
+            d.add_row(
+                str(dep["id"]),
+                str(dep["status"]),
+                Text(str(dep["rollout_state"]), style=style),
+                dep["task_definition"],
+                f"{dep['running']}/{dep['desired']}",
+                str(dep["failed_tasks"]),
+            )
+        parts.append(d)
+
+    if report["tasks"]:
+        t = Table(title="tasks", title_justify="left")
+        for col in ("task", "revision", "instance", "AZ", "ports", "status", "started", "target"):
+            t.add_column(col)
+        for task in report["tasks"]:
+            health = task["health"]
+            style = "green" if health == "healthy" else "red" if health in ("unhealthy", "unregistered") else "yellow"
+            t.add_row(
+                task["task_id"][:8],
+                task["revision"],
+                task["instance_id"] or "",
+                task["az"] or "",
+                f"{task['host_port']}→{task['container_port']}",
+                task["last_status"] or "",
+                (task["started_at"] or "")[11:19],
+                Text(health, style=style),
+            )
+        parts.append(t)
+
+    if report["targets"]:
+        t = Table(title="targets", title_justify="left")
+        for col in ("instance", "port", "state", "reason", "task"):
+            t.add_column(col)
+        for tgt in report["targets"]:
+            task = tgt["task_id"][:8] if tgt["task_id"] else ("[red]stale: no running task[/]" if tgt["stale"] else "")
+            t.add_row(tgt["instance_id"], str(tgt["port"]), tgt["state"], tgt["reason"] or "", task)
+        parts.append(t)
+
+    spread = report["spread"]
+    if spread["per_instance"]:
+        line = "spread: " + ", ".join(f"{k}: {v}" for k, v in sorted(spread["per_instance"].items()))
+        line += " | " + ", ".join(f"{k}: {v}" for k, v in sorted(spread["per_az"].items()))
+        parts.append(Text(line))
+        if spread["warning"]:
+            parts.append(Text(f"warning: {spread['warning']}", style="yellow"))
+
+    if report["events"]:
+        t = Table(title="newest service events", title_justify="left")
+        t.add_column("at")
+        t.add_column("message")
+        for e in report["events"]:
+            t.add_row((e["at"] or "")[11:19], e["message"])
+        parts.append(t)
+    if report["stopped_tasks"]:
+        t = Table(title="recently stopped tasks", title_justify="left")
+        t.add_column("task")
+        t.add_column("stopped")
+        t.add_column("reason")
+        for s in report["stopped_tasks"]:
+            t.add_row(s["task_id"][:8], (s["stopped_at"] or "")[11:19], s["reason"] or "")
+        parts.append(t)
+    if verdict == "NOT DEPLOYED":
+        parts.append(Text("nothing deployed yet: run `ghostha up` to deploy", style="yellow"))
+    return Group(*parts)

@@ -1,0 +1,191 @@
+"""Pure: the status report (the `status --json` contract) joined from one snapshot.
+
+Joins what AWS keeps apart: tasks to their container instances and EC2 instances, and each task's
+`(instance id, host port)` to its target's health. No I/O here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from ghostha.config import Config
+from ghostha.observe import Json, Observed
+from ghostha.waiting import primary_deployment, task_host_port
+
+
+def _iso(value: Any) -> str | None:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value) if value else None
+
+
+def _rev(arn: Any) -> str:
+    return str(arn).rsplit("/", 1)[-1] if arn else ""
+
+
+def _resource(ci: Json, name: str, key: str = "remainingResources") -> int:
+    for r in ci.get(key, []):
+        if r.get("name") == name:
+            return int(r.get("integerValue", 0))
+    return 0
+
+
+def report(cfg: Config, obs: Observed, events: int = 10) -> dict[str, Any]:
+    ci_by_arn = {ci["containerInstanceArn"]: ci for ci in obs.container_instances}
+    instances = []
+    for ci in obs.container_instances:
+        ec2 = obs.ec2_instances.get(ci["ec2InstanceId"], {})
+        attrs = {a["name"]: a.get("value") for a in ci.get("attributes", [])}
+        instances.append(
+            {
+                "instance_id": ci["ec2InstanceId"],
+                "az": attrs.get("ecs.availability-zone") or ec2.get("Placement", {}).get("AvailabilityZone"),
+                "instance_type": attrs.get("ecs.instance-type") or ec2.get("InstanceType"),
+                "status": ci.get("status"),
+                "agent_connected": bool(ci.get("agentConnected")),
+                "running_tasks": int(ci.get("runningTasksCount", 0)),
+                "free_cpu": _resource(ci, "CPU"),
+                "free_memory": _resource(ci, "MEMORY"),
+            }
+        )
+
+    health = {(h["Target"]["Id"], int(h["Target"]["Port"])): h for h in obs.target_health}
+    tasks = []
+    task_keys: dict[tuple[str, int], str] = {}
+    for t in obs.tasks:
+        ci = ci_by_arn.get(t.get("containerInstanceArn", ""), {})
+        iid = ci.get("ec2InstanceId", "")
+        port = task_host_port(t, cfg)
+        key = (iid, port)
+        task_id = t["taskArn"].rsplit("/", 1)[-1]
+        task_keys[key] = task_id
+        h = health.get(key)
+        tasks.append(
+            {
+                "task_id": task_id,
+                "revision": _rev(t.get("taskDefinitionArn")),
+                "instance_id": iid or None,
+                "az": t.get("availabilityZone"),
+                "host_port": port if port >= 0 else None,
+                "container_port": cfg.task.container_port,
+                "last_status": t.get("lastStatus"),
+                "started_at": _iso(t.get("startedAt")),
+                "health": h["TargetHealth"]["State"] if h else "unregistered",
+            }
+        )
+
+    targets = []
+    for (iid, port), h in health.items():
+        targets.append(
+            {
+                "instance_id": iid,
+                "port": port,
+                "state": h["TargetHealth"]["State"],
+                "reason": h["TargetHealth"].get("Reason"),
+                "task_id": task_keys.get((iid, port)),
+                "stale": (iid, port) not in task_keys and h["TargetHealth"]["State"] != "draining",
+            }
+        )
+
+    svc = obs.service if obs.service_active else None
+    service: dict[str, Any] | None = None
+    if svc is not None:
+        dc = svc.get("deploymentConfiguration", {})
+        service = {
+            "name": svc["serviceName"],
+            "status": svc.get("status"),
+            "desired": int(svc.get("desiredCount", 0)),
+            "running": int(svc.get("runningCount", 0)),
+            "pending": int(svc.get("pendingCount", 0)),
+            "task_definition": _rev(svc.get("taskDefinition")),
+            "deployments": [
+                {
+                    "id": d.get("id"),
+                    "status": d.get("status"),
+                    "rollout_state": d.get("rolloutState"),
+                    "rollout_reason": d.get("rolloutStateReason"),
+                    "task_definition": _rev(d.get("taskDefinition")),
+                    "desired": d.get("desiredCount"),
+                    "running": d.get("runningCount"),
+                    "failed_tasks": d.get("failedTasks", 0),
+                }
+                for d in svc.get("deployments", [])
+            ],
+            "placement_strategy": [f"{p.get('type')}:{p.get('field', '')}" for p in svc.get("placementStrategy", [])],
+            "minimum_healthy_percent": dc.get("minimumHealthyPercent"),
+            "maximum_percent": dc.get("maximumPercent"),
+            "health_check_grace_seconds": svc.get("healthCheckGracePeriodSeconds"),
+        }
+
+    per_instance = Counter(t["instance_id"] for t in tasks if t["last_status"] == "RUNNING")
+    per_az = Counter(t["az"] for t in tasks if t["last_status"] == "RUNNING")
+    spread_warning = None
+    if per_instance and len(instances) > 1:
+        share = -(-sum(per_instance.values()) // len(instances))  # ceiling
+        crowded = [i for i, n in per_instance.items() if n > share]
+        if crowded:
+            spread_warning = f"{crowded[0]} runs {per_instance[crowded[0]]} tasks, more than its share of {share}"
+
+    verdict, reason, healthy = _verdict(cfg, obs, service, tasks, svc)
+    return {
+        "stack": cfg.stack,
+        "cluster": {
+            "name": cfg.cluster.name,
+            "status": obs.cluster.get("status") if obs.cluster else None,
+            "owned": obs.cluster_owned,
+        },
+        "site_url": f"http://{obs.dns_name}" if obs.dns_name else None,
+        "verdict": verdict,
+        "reason": reason,
+        "healthy": healthy,
+        "instances": instances,
+        "service": service,
+        "tasks": tasks,
+        "targets": targets,
+        "events": [
+            {"at": _iso(e.get("createdAt")), "message": e.get("message")}
+            for e in (svc or {}).get("events", [])[:events]
+        ],
+        "stopped_tasks": [
+            {
+                "task_id": t["taskArn"].rsplit("/", 1)[-1],
+                "reason": t.get("stoppedReason"),
+                "stopped_at": _iso(t.get("stoppedAt")),
+            }
+            for t in sorted(obs.stopped_tasks, key=lambda t: str(t.get("stoppedAt") or ""), reverse=True)[:events]
+        ],
+        "spread": {"per_instance": dict(per_instance), "per_az": dict(per_az), "warning": spread_warning},
+    }
+
+
+def _verdict(
+    cfg: Config, obs: Observed, service: dict[str, Any] | None, tasks: list[dict[str, Any]], svc: Json | None
+) -> tuple[str, str, bool]:
+    if not obs.cluster_active or service is None or svc is None:
+        what = "cluster" if not obs.cluster_active else "service"
+        return "NOT DEPLOYED", f"no {what} {cfg.cluster.name if what == 'cluster' else cfg.service.name}", False
+    reasons = []
+    primary = primary_deployment(svc) or {}
+    for d in service["deployments"]:
+        if d["rollout_state"] == "FAILED":
+            reasons.append(f"rollout FAILED, rolled back to {_rev(primary.get('taskDefinition'))}")
+            break
+    newest = svc.get("taskDefinition")
+    current = [t for t in tasks if t["last_status"] == "RUNNING" and t["revision"] == _rev(newest)]
+    good = [t for t in current if t["health"] == "healthy"]
+    desired = service["desired"]
+    if len(current) < desired:
+        reasons.append(f"{len(current)} of {desired} tasks running on {_rev(newest)}")
+    bad = [t for t in current if t["health"] != "healthy"]
+    if bad:
+        reasons.append(f"{len(bad)} of {len(current)} targets not healthy")
+    if len(service["deployments"]) > 1 and not reasons:
+        reasons.append("a deployment is in progress")
+    healthy = not reasons and len(good) >= desired
+    return (
+        ("HEALTHY" if healthy else "DEGRADED"),
+        ("; ".join(reasons) or f"{len(good)} of {desired} tasks healthy"),
+        healthy,
+    )
