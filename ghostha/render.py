@@ -22,16 +22,13 @@ def plan(console: Console, p: Plan, dry_run: bool) -> None:
     if not p.changes:
         console.print("[green]nothing to change[/]: the stack is as configured")
         return
-    title = "would change (dry run: nothing was changed)" if dry_run else "plan"
-    table = Table(title=title, title_justify="left", show_lines=False)
-    table.add_column("#", justify="right")
-    table.add_column("step")
-    table.add_column("resource")
-    table.add_column("what")
+    title = "would change (dry run: nothing was changed):" if dry_run else "plan:"
+    console.print(f"[bold]{title}[/]")
     for i, s in enumerate(p.steps, 1):
-        what = s.detail + "".join(f"\n  {c}" for c in s.changes)
-        table.add_row(str(i), s.action if s.mutating else f"[dim]{s.action}[/]", s.resource, what)
-    console.print(table)
+        style = "bold" if s.mutating else "dim"
+        console.print(f"{i:>3}. [{style}]{s.action}[/] {s.resource}: {s.detail}", highlight=False, soft_wrap=True)
+        for c in s.changes:
+            console.print(f"       {c}", highlight=False, soft_wrap=True)
 
 
 class StepReporter:

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from click.testing import CliRunner
+from rich.console import Console
 
+from ghostha.cli import Runtime, cli
 from ghostha.sandbox.server import Sandbox
 
 
@@ -184,3 +191,51 @@ def settle(box: Sandbox, seconds: float, step: float = 5.0) -> None:
     while elapsed < seconds:
         box.advance(step)
         elapsed += step
+
+
+# --- running the command line in-process against the sandbox, on simulated time -----------------------------
+
+
+@dataclass
+class Ran:
+    exit_code: int
+    out: str
+    err: str
+    exception: BaseException | None
+
+
+def write_config(box: Sandbox, path: Path, **overrides: Any) -> Path:
+    """The sandbox's config for the seeded stack, with `section.key` overrides (None deletes a key)."""
+    assert box.seeded is not None
+    data = box.seeded.config(box.endpoint, poll_seconds=5)
+    for dotted, value in overrides.items():
+        *parents, key = dotted.split(".")
+        node = data
+        for p in parents:
+            node = node.setdefault(p, {})
+        if value is None:
+            node.pop(key, None)
+        else:
+            node[key] = value
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def run_cli(
+    box: Sandbox, args: list[str], sleep: Callable[[float], None] | None = None, answer: str | None = None
+) -> Ran:
+    """`ghostha ARGS` in-process: simulated clock and sleep (advancing the sandbox), captured consoles."""
+    out, err = io.StringIO(), io.StringIO()
+    runtime = Runtime(
+        clock=box.clock.seconds,
+        sleep=sleep or box.advance,
+        out=Console(file=out, width=120, color_system=None),
+        err=Console(file=err, width=120, color_system=None),
+        confirm=(lambda _prompt: answer) if answer is not None else None,
+    )
+    result = CliRunner().invoke(cli, args, obj=runtime)
+    return Ran(result.exit_code, out.getvalue() + result.stdout, err.getvalue() + result.stderr, result.exception)
+
+
+def mutating(requests: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [r for r in requests if not r[1].startswith(("Describe", "List", "Get"))]

@@ -8,8 +8,10 @@ reset). `python -m ghostha.sandbox.server` runs one (that is what `ghostha sandb
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -57,6 +59,7 @@ class Sandbox:
         self.lock = threading.RLock()
         self.seeded: Seeded | None = None
         self._server: Any = None
+        self.requests: list[tuple[str, str]] = []  # (service, action) of every AWS request, in order
         self._thread: threading.Thread | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------------
@@ -125,6 +128,7 @@ class Sandbox:
             path = str(environ.get("PATH_INFO", ""))
             if path.startswith("/_ghostha/"):
                 return self._control(path, environ, start_response)
+            self._record(environ)
             with self.lock:
                 self.sim.reconcile()
                 body = list(app(environ, start_response))
@@ -132,6 +136,22 @@ class Sandbox:
                 return body
 
         return guarded
+
+    def _record(self, environ: Environ) -> None:
+        """Log (service, action) of each AWS request: tests count mutating calls with it."""
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        match = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/", str(environ.get("HTTP_AUTHORIZATION", "")))
+        service = match.group(1) if match else "?"
+        target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+        if target:
+            action = target.rsplit(".", 1)[-1]
+        else:
+            form = parse_qs(body.decode("utf-8", "replace")) if body else {}
+            query = parse_qs(str(environ.get("QUERY_STRING", "")))
+            action = (form.get("Action") or query.get("Action") or ["?"])[0]
+        self.requests.append((service, action))
 
     def _control(self, path: str, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         query = parse_qs(str(environ.get("QUERY_STRING", "")))
