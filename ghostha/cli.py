@@ -250,6 +250,51 @@ def status(app: App, as_json: bool, watch: bool, events: int) -> None:
     sys.exit(0 if report["healthy"] else EXIT_FAILED)
 
 
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Show what would be deleted; delete nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for the stack name before deleting.")
+@click.option(
+    "--timeout",
+    type=click.IntRange(1, 24 * 3600),
+    default=900,
+    show_default=True,
+    help="Seconds to wait for AWS to let go.",
+)
+@pass_app
+@handled
+def teardown(app: App, dry_run: bool, yes: bool, timeout: int) -> None:
+    """Delete exactly what ghostha created (by its ownership tag), in the order AWS allows; leave the rest."""
+    from ghostha import render
+    from ghostha.execute import execute_teardown
+    from ghostha.observe import observe_teardown
+    from ghostha.plan import plan_teardown
+    from ghostha.waiting import Deadline
+
+    cfg, aws, out = app.config(), app.aws(), app.runtime.console()
+    planned = plan_teardown(cfg, observe_teardown(aws, cfg))
+    render.teardown_table(out, planned, dry_run)
+    if not planned.steps:
+        out.print(f"nothing to delete: stack {cfg.stack} has no resources ghostha created")
+        return
+    if dry_run:
+        return
+    if not yes:
+        if not sys.stdin.isatty() and app.runtime.confirm is None:
+            raise GhosthaError("refusing to delete without confirmation (no terminal to ask on)", hint="pass --yes")
+        typed = app.runtime.ask(f"type the stack name ({cfg.stack}) to delete what is marked delete").strip()
+        if typed != cfg.stack:
+            from ghostha.errors import Aborted
+
+            raise Aborted(f"{typed!r} is not {cfg.stack!r}: nothing was deleted")
+    deadline = Deadline(app.runtime.clock, app.runtime.sleep, timeout, cfg.poll_seconds)
+    reporter = render.StepReporter(out)
+    try:
+        execute_teardown(aws, cfg, planned, deadline, reporter)
+    finally:
+        reporter.close()
+    out.print(f"[bold green]stack {cfg.stack} torn down[/]; left in place: what the table marks leave")
+
+
 # --- sandbox --------------------------------------------------------------------------------------------
 
 

@@ -11,9 +11,10 @@ from typing import Any, Protocol
 
 from ghostha.aws import Aws
 from ghostha.config import Config
-from ghostha.errors import from_boto
-from ghostha.plan import Plan, Ref, Step
-from ghostha.waiting import Deadline, Progress, primary_deployment, wait_instances, wait_service
+from ghostha.errors import GhosthaError, from_boto
+from ghostha.observe import chunks
+from ghostha.plan import Plan, Ref, Step, TeardownPlan
+from ghostha.waiting import Deadline, Progress, primary_deployment, wait_for, wait_instances, wait_service
 
 
 class Reporter(Progress, Protocol):
@@ -74,3 +75,67 @@ def execute(aws: Aws, cfg: Config, plan: Plan, deadline: Deadline, reporter: Rep
             )
             reporter.done(step, f"{state.new_running} tasks running, {state.healthy} targets healthy")
     return outputs
+
+
+# --- teardown -------------------------------------------------------------------------------------------------
+
+_CLUSTER_BUSY = (
+    "ClusterContainsContainerInstancesException",
+    "ClusterContainsTasksException",
+    "ClusterContainsServicesException",
+)
+
+
+def execute_teardown(aws: Aws, cfg: Config, plan: TeardownPlan, deadline: Deadline, reporter: Reporter) -> None:
+    ecs = aws.client("ecs")
+    hint = "run `ghostha teardown` again: it finishes what is left"
+    cluster, service = cfg.cluster.name, cfg.service.name
+
+    def tasks_left() -> str | None:
+        running = ecs.list_tasks(cluster=cluster, serviceName=service)["taskArns"]
+        stopping = ecs.list_tasks(cluster=cluster, serviceName=service, desiredStatus="STOPPED")["taskArns"]
+        described = []
+        for batch in chunks(stopping, 100):
+            described += ecs.describe_tasks(cluster=cluster, tasks=batch)["tasks"]
+        left = len(running) + sum(1 for t in described if t.get("lastStatus") != "STOPPED")
+        return f"{left} tasks not stopped yet" if left else None
+
+    def service_left() -> str | None:
+        svcs = ecs.describe_services(cluster=cluster, services=[service])["services"]
+        live = [s for s in svcs if s.get("status") not in (None, "INACTIVE")]
+        return f"service {service} {live[0]['status']}" if live else None
+
+    def asg_left() -> str | None:
+        auto = aws.client("autoscaling")
+        groups = auto.describe_auto_scaling_groups(AutoScalingGroupNames=[cfg.asg_name])["AutoScalingGroups"]
+        return f"group {cfg.asg_name} with {len(groups[0].get('Instances', []))} instances" if groups else None
+
+    waits: dict[str, Callable[[], str | None]] = {
+        "wait-tasks-stopped": tasks_left,
+        "wait-service-inactive": service_left,
+        "wait-asg-gone": asg_left,
+    }
+
+    for step in plan.steps:
+        reporter.step(step)
+        if step.action in waits:
+            wait_for(deadline, reporter, step.resource, waits[step.action], hint)
+        elif step.action == "deregister-container-instances":
+            arns = ecs.list_container_instances(cluster=cluster)["containerInstanceArns"]
+            for arn in arns:
+                _call(aws, step, {**step.params, "containerInstance": arn}, deadline.sleep)
+        elif step.action == "delete-cluster":
+
+            def delete_when_empty(step: Step = step) -> str | None:
+                try:
+                    _call(aws, step, step.params, deadline.sleep)
+                except GhosthaError as exc:
+                    if any(code in exc.message for code in _CLUSTER_BUSY):
+                        return "container instances or tasks still registered"
+                    raise
+                return None
+
+            wait_for(deadline, reporter, f"cluster {cluster} to delete", delete_when_empty, hint)
+        else:
+            _call(aws, step, step.params, deadline.sleep)
+        reporter.done(step)

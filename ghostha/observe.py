@@ -356,3 +356,88 @@ def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
         stopped_tasks=first.get("stopped_tasks", ()),
         task_definitions={k[3:]: v for k, v in rest.items() if k.startswith("td:")},
     )
+
+
+# --- teardown -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """What teardown finds: the stack's resources by name and by the ownership tag."""
+
+    stack: str
+    cluster: Json | None = None
+    services: tuple[Json, ...] = ()  # ACTIVE or DRAINING services in the cluster, with tags
+    asg: Json | None = None
+    launch_template: Json | None = None
+    container_instances: tuple[Json, ...] = ()
+    sg_rules: tuple[Json, ...] = ()  # ingress rules tagged with the stack
+    revisions: tuple[tuple[str, dict[str, str]], ...] = ()  # ACTIVE revisions of the family, with tags
+    inactive_revisions: tuple[str, ...] = ()  # INACTIVE revisions ghostha registered (deregistered, not deleted)
+    load_balancer: Json | None = None
+    target_group: Json | None = None
+
+    def owned(self, tags: Any) -> bool:
+        return tag_dict(tags).get(TAG_KEY) == self.stack
+
+
+def _cluster_services(aws: Aws, cluster: str) -> tuple[Json, ...]:
+    ecs = aws.client("ecs")
+    arns: list[str] = []
+    for page in ecs.get_paginator("list_services").paginate(cluster=cluster):
+        arns += page["serviceArns"]
+    out: list[Json] = []
+    for batch in chunks(arns, 10):
+        out += ecs.describe_services(cluster=cluster, services=batch, include=["TAGS"])["services"]
+    return tuple(s for s in out if s.get("status") in ("ACTIVE", "DRAINING"))
+
+
+def _tagged_rules(aws: Aws, group_id: str, stack: str) -> tuple[Json, ...]:
+    resp = aws.client("ec2").describe_security_group_rules(
+        Filters=[{"Name": "group-id", "Values": [group_id]}, {"Name": f"tag:{TAG_KEY}", "Values": [stack]}]
+    )
+    return tuple(r for r in resp["SecurityGroupRules"] if not r.get("IsEgress"))
+
+
+def _revisions(aws: Aws, family: str, status: str) -> tuple[tuple[str, dict[str, str]], ...]:
+    ecs = aws.client("ecs")
+    arns: list[str] = []
+    for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status=status):
+        arns += [a for a in page["taskDefinitionArns"] if a.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family]
+
+    def tags(arn: str) -> tuple[str, dict[str, str]]:
+        resp = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
+        return arn, tag_dict(resp.get("tags"))
+
+    found = gather({a: functools.partial(tags, a) for a in arns})
+    return tuple(found[a] for a in arns)
+
+
+def observe_teardown(aws: Aws, cfg: Config) -> Inventory:
+    first = gather(
+        {
+            "cluster": lambda: _cluster(aws, cfg.cluster.name),
+            "services": lambda: maybe(lambda: _cluster_services(aws, cfg.cluster.name)) or (),
+            "asg": lambda: _asg(aws, cfg.asg_name),
+            "launch_template": lambda: _launch_template(aws, cfg.launch_template_name),
+            "container_instances": lambda: maybe(lambda: _container_instances(aws, cfg.cluster.name)) or (),
+            "sg_rules": lambda: _tagged_rules(aws, cfg.network.security_group, cfg.stack),
+            "revisions": lambda: _revisions(aws, cfg.task.family, "ACTIVE"),
+            "inactive": lambda: _revisions(aws, cfg.task.family, "INACTIVE"),
+            "load_balancer": lambda: _load_balancer(aws, cfg.load_balancer.name),
+            "target_group": lambda: _target_group(aws, cfg.load_balancer.target_group),
+        }
+    )
+    return Inventory(
+        stack=cfg.stack,
+        cluster=first["cluster"],
+        services=first["services"],
+        asg=first["asg"],
+        launch_template=first["launch_template"],
+        container_instances=first["container_instances"],
+        sg_rules=first["sg_rules"],
+        revisions=first["revisions"],
+        inactive_revisions=tuple(a for a, t in first["inactive"] if t.get(TAG_KEY) == cfg.stack),
+        load_balancer=first["load_balancer"],
+        target_group=first["target_group"],
+    )

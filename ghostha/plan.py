@@ -488,3 +488,199 @@ def _short(arn: Any) -> str:
 
 def owned_tags(tags: Any, stack: str) -> bool:
     return tag_dict(tags).get(TAG_KEY) == stack
+
+
+# --- teardown -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Item:
+    """One row of the teardown table: a resource and what happens to it."""
+
+    kind: str
+    name: str
+    action: str  # "delete" or "leave"
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class TeardownPlan:
+    items: tuple[Item, ...]
+    steps: tuple[Step, ...]
+
+    @property
+    def deletes(self) -> tuple[Item, ...]:
+        return tuple(i for i in self.items if i.action == "delete")
+
+
+def plan_teardown(cfg: Config, inv: Any) -> TeardownPlan:
+    """What teardown deletes (only what carries the stack's tag), what it leaves and why, and in which order."""
+    items: list[Item] = []
+    steps: list[Step] = []
+    cluster_name = cfg.cluster.name
+    cluster_owned = inv.cluster is not None and inv.owned(inv.cluster.get("tags"))
+    ours = [s for s in inv.services if inv.owned(s.get("tags"))]
+    foreign = [s for s in inv.services if not inv.owned(s.get("tags"))]
+
+    for s in foreign:
+        items.append(
+            Item("ECS service", s["serviceName"], "leave", f"not created by ghostha (no tag {TAG_KEY}={cfg.stack})")
+        )
+    for s in ours:
+        items.append(Item("ECS service", s["serviceName"], "delete", f"{s.get('runningCount', 0)} tasks running"))
+        if s.get("status") == "ACTIVE":
+            if s.get("desiredCount", 0) > 0:
+                steps.append(
+                    Step(
+                        "scale-service",
+                        f"service {s['serviceName']}",
+                        "desired count → 0",
+                        "ecs",
+                        "update_service",
+                        {"cluster": cluster_name, "service": s["serviceName"], "desiredCount": 0},
+                    )
+                )
+            steps.append(Step("wait-tasks-stopped", f"tasks of service {s['serviceName']}", "stopped"))
+            steps.append(
+                Step(
+                    "delete-service",
+                    f"service {s['serviceName']}",
+                    "",
+                    "ecs",
+                    "delete_service",
+                    {"cluster": cluster_name, "service": s["serviceName"], "force": True},
+                )
+            )
+        steps.append(Step("wait-service-inactive", f"service {s['serviceName']}", "INACTIVE"))
+
+    # capacity and the cluster go only when nothing foreign runs in the cluster
+    keep_capacity = bool(foreign)
+    reason_keep = f"cluster {cluster_name} still runs {', '.join(s['serviceName'] for s in foreign)}, not ghostha's"
+    if inv.asg is not None:
+        if not inv.owned(inv.asg.get("Tags")):
+            items.append(
+                Item("Auto Scaling group", inv.asg["AutoScalingGroupName"], "leave", "not tagged as this stack's")
+            )
+        elif keep_capacity:
+            items.append(Item("Auto Scaling group", inv.asg["AutoScalingGroupName"], "leave", reason_keep))
+        else:
+            n = len(inv.asg.get("Instances", []))
+            items.append(
+                Item("Auto Scaling group", inv.asg["AutoScalingGroupName"], "delete", f"and its {n} instances")
+            )
+            steps.append(
+                Step(
+                    "delete-auto-scaling-group",
+                    f"Auto Scaling group {cfg.asg_name}",
+                    "terminating its instances",
+                    "autoscaling",
+                    "delete_auto_scaling_group",
+                    {"AutoScalingGroupName": cfg.asg_name, "ForceDelete": True},
+                )
+            )
+            steps.append(Step("wait-asg-gone", f"Auto Scaling group {cfg.asg_name}", "gone"))
+
+    if inv.cluster is not None:
+        if not cluster_owned:
+            items.append(
+                Item("ECS cluster", cluster_name, "leave", f"not created by ghostha (no tag {TAG_KEY}={cfg.stack})")
+            )
+        elif keep_capacity:
+            items.append(Item("ECS cluster", cluster_name, "leave", reason_keep))
+        else:
+            if inv.container_instances:
+                items.append(
+                    Item("container instances", cluster_name, "delete", f"{len(inv.container_instances)} deregistered")
+                )
+            steps.append(
+                Step(
+                    "deregister-container-instances",
+                    f"container instances of {cluster_name}",
+                    "those still registered",
+                    "ecs",
+                    "deregister_container_instance",
+                    {"cluster": cluster_name, "force": True},
+                )
+            )
+            items.append(Item("ECS cluster", cluster_name, "delete"))
+            steps.append(
+                Step(
+                    "delete-cluster", f"cluster {cluster_name}", "", "ecs", "delete_cluster", {"cluster": cluster_name}
+                )
+            )
+
+    lt = inv.launch_template
+    if lt is not None:
+        if not inv.owned(lt.get("Tags")):
+            items.append(Item("launch template", lt["LaunchTemplateName"], "leave", "not tagged as this stack's"))
+        elif keep_capacity:
+            items.append(Item("launch template", lt["LaunchTemplateName"], "leave", reason_keep))
+        else:
+            items.append(Item("launch template", lt["LaunchTemplateName"], "delete"))
+            steps.append(
+                Step(
+                    "delete-launch-template",
+                    f"launch template {lt['LaunchTemplateName']}",
+                    "",
+                    "ec2",
+                    "delete_launch_template",
+                    {"LaunchTemplateId": lt["LaunchTemplateId"]},
+                )
+            )
+
+    rule_ids = [r["SecurityGroupRuleId"] for r in inv.sg_rules]
+    if rule_ids:
+        label = f"{cfg.network.security_group}: {', '.join(rule_ids)}"
+        if keep_capacity:
+            items.append(Item("security-group rule", label, "leave", reason_keep))
+        else:
+            items.append(Item("security-group rule", label, "delete", "added by ghostha"))
+            steps.append(
+                Step(
+                    "revoke-ingress",
+                    f"security group {cfg.network.security_group}",
+                    f"rules {', '.join(rule_ids)}",
+                    "ec2",
+                    "revoke_security_group_ingress",
+                    {"GroupId": cfg.network.security_group, "SecurityGroupRuleIds": rule_ids},
+                )
+            )
+
+    mine = [arn for arn, tags in inv.revisions if tags.get(TAG_KEY) == cfg.stack]
+    others = [arn for arn, tags in inv.revisions if tags.get(TAG_KEY) != cfg.stack]
+    for arn in mine:
+        rev = arn.rsplit("/", 1)[-1]
+        items.append(Item("task definition", rev, "delete", "registered by ghostha"))
+        steps.append(
+            Step(
+                "deregister-task-definition",
+                f"task definition {rev}",
+                "",
+                "ecs",
+                "deregister_task_definition",
+                {"taskDefinition": arn},
+            )
+        )
+    doomed = mine + list(inv.inactive_revisions)
+    for i in range(0, len(doomed), 10):
+        batch = doomed[i : i + 10]
+        steps.append(
+            Step(
+                "delete-task-definitions",
+                f"{len(batch)} task definition revisions",
+                ", ".join(a.rsplit("/", 1)[-1] for a in batch),
+                "ecs",
+                "delete_task_definitions",
+                {"taskDefinitions": batch},
+            )
+        )
+    if others:
+        revs = ", ".join(a.rsplit("/", 1)[-1] for a in others)
+        items.append(Item("task definitions", revs, "leave", "the family's own revisions, not ghostha's"))
+    if inv.load_balancer is not None:
+        items.append(Item("load balancer", cfg.load_balancer.name, "leave", "pre-existing, with its listeners"))
+    if inv.target_group is not None:
+        items.append(Item("target group", cfg.load_balancer.target_group, "leave", "pre-existing"))
+    items.append(Item("network", ", ".join(cfg.network.subnets), "leave", "subnets and security groups are yours"))
+    items.append(Item("instance profile", cfg.cluster.instance_profile, "leave", "pre-existing"))
+    return TeardownPlan(tuple(items), tuple(steps))

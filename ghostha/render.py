@@ -11,7 +11,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from ghostha.plan import Plan, Step
+from ghostha.plan import Plan, Step, TeardownPlan
 
 VERDICT_STYLE = {"HEALTHY": "bold green", "DEGRADED": "bold red", "NOT DEPLOYED": "bold yellow"}
 
@@ -182,3 +182,14 @@ def status_tables(report: dict[str, Any]) -> Group:
     if verdict == "NOT DEPLOYED":
         parts.append(Text("nothing deployed yet: run `ghostha up` to deploy", style="yellow"))
     return Group(*parts)
+
+
+def teardown_table(console: Console, p: TeardownPlan, dry_run: bool) -> None:
+    title = "teardown (dry run: nothing was deleted)" if dry_run else "teardown"
+    table = Table(title=title, title_justify="left")
+    for col in ("resource", "name", "action", "why"):
+        table.add_column(col)
+    for item in p.items:
+        action = Text(item.action, style="bold red" if item.action == "delete" else "green")
+        table.add_row(item.kind, item.name, action, item.why)
+    console.print(table)

@@ -222,3 +222,18 @@ def _failed(aws: Aws, cfg: Config, svc: Json, message: str) -> RolloutFailed:
         "the dynamic ports (run `ghostha up` again to restore the rule)",
         details=details,
     )
+
+
+def wait_for(deadline: Deadline, progress: Progress, what: str, check: Callable[[], str | None], hint: str) -> None:
+    """Until `check` returns None; it returns what is still there (shown while waiting and on timeout)."""
+    left = ""
+
+    def poll() -> bool | None:
+        nonlocal left
+        left = check() or ""
+        if not left:
+            return True
+        progress.status(f"waiting for {what}: {left}")
+        return None
+
+    deadline.poll(poll, lambda: WaitTimeout(f"timed out waiting for {what}; still there: {left}", hint=hint))

@@ -222,12 +222,16 @@ def write_config(box: Sandbox, path: Path, **overrides: Any) -> Path:
 
 
 def run_cli(
-    box: Sandbox, args: list[str], sleep: Callable[[float], None] | None = None, answer: str | None = None
+    box: Sandbox,
+    args: list[str],
+    sleep: Callable[[float], None] | None = None,
+    answer: str | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> Ran:
     """`ghostha ARGS` in-process: simulated clock and sleep (advancing the sandbox), captured consoles."""
     out, err = io.StringIO(), io.StringIO()
     runtime = Runtime(
-        clock=box.clock.seconds,
+        clock=clock or box.clock.seconds,
         sleep=sleep or box.advance,
         out=Console(file=out, width=120, color_system=None),
         err=Console(file=err, width=120, color_system=None),

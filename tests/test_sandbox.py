@@ -289,7 +289,9 @@ def test_a_stopped_task_is_replaced(box: Sandbox) -> None:
     box.client("ecs").stop_task(cluster="ghost-ha", task=victim, reason="drill")
     box.advance(1)
     assert describe_service(box)["runningCount"] == 5
-    settle(box, 15)
+    stopping = box.client("ecs").describe_tasks(cluster="ghost-ha", tasks=[victim])["tasks"][0]
+    assert (stopping["desiredStatus"], stopping["lastStatus"]) == ("STOPPED", "DEACTIVATING")
+    settle(box, 45)  # the stopping task holds its memory for 30 s; then the replacement fits
     tasks = running_tasks(box)
     assert len(tasks) == 6 and victim not in {t["taskArn"] for t in tasks}
     stopped = box.client("ecs").describe_tasks(cluster="ghost-ha", tasks=[victim])["tasks"][0]

@@ -169,7 +169,7 @@ def delete_cluster(self: Any) -> Any:
         raise ClusterContainsServicesException()
     if backend.container_instances.get(cluster.name):
         raise ClusterContainsContainerInstancesException()
-    if any(t.desired_status == "RUNNING" for t in backend.tasks.get(cluster.name, {}).values()):
+    if any(t.last_status != "STOPPED" for t in backend.tasks.get(cluster.name, {}).values()):
         raise ClusterContainsTasksException()
     return _original["delete_cluster"](self)
 

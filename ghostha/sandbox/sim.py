@@ -39,6 +39,7 @@ from ghostha.sandbox.hooks import instance_profile_of, target_key, user_data_tex
 ACCOUNT = "123456789012"  # moto's default account
 BOOT_SECONDS = 30.0  # launch → agent registered
 PULL_SECONDS = 10.0  # task PENDING → RUNNING
+STOP_SECONDS = 30.0  # a stopping task's containers get SIGTERM, then SIGKILL after the default stopTimeout
 EPHEMERAL = (32768, 60999)
 RESERVED_PORTS = {22, 2375, 2376, 51678, 51679}
 DEFAULT_STRATEGY = [
@@ -174,7 +175,9 @@ class Simulator:
                     continue
                 for task in self._live_tasks(ecs, cluster_name):
                     if task.container_instance_arn == ci.container_instance_arn:
-                        self.stop_task(ecs, task, f"Host EC2 (instance {inst.id}) terminated.", "TerminationNotice")
+                        self.stop_task(
+                            ecs, task, f"Host EC2 (instance {inst.id}) terminated.", "TerminationNotice", now=True
+                        )
                 del cis[ci_id]
                 if cluster_name in ecs.clusters:
                     ecs.clusters[cluster_name].registered_container_instances_count = len(cis)
@@ -184,10 +187,20 @@ class Simulator:
 
     @staticmethod
     def _live_tasks(ecs: Any, cluster_name: str) -> list[Any]:
+        """Tasks meant to run (desired RUNNING): what a service counts."""
         return [t for t in ecs.tasks.get(cluster_name, {}).values() if t.desired_status == "RUNNING"]
+
+    @staticmethod
+    def _holding(ecs: Any, cluster_name: str) -> list[Any]:
+        """Tasks not yet STOPPED: they still hold CPU, memory and ports on their instance."""
+        return [t for t in ecs.tasks.get(cluster_name, {}).values() if t.last_status != "STOPPED"]
 
     def _tasks(self, ecs: Any, elbv2: Any, now: float) -> None:
         for cluster_name in list(ecs.tasks):
+            for task in ecs.tasks[cluster_name].values():
+                stop_at = getattr(task, "sim_stop_at", None)
+                if task.last_status != "STOPPED" and stop_at is not None and now >= stop_at:
+                    self._stopped(task, now)
             for task in self._live_tasks(ecs, cluster_name):
                 created = getattr(task, "sim_created", None)
                 if created is None:
@@ -243,20 +256,23 @@ class Simulator:
         for tg_arn, n in by_group.items():
             self.event(svc, f"(service {svc.name}) registered {n} targets in (target-group {tg_arn})")
 
-    def stop_task(self, ecs: Any, task: Any, reason: str, stop_code: str = "ServiceSchedulerInitiated") -> None:
-        """Stop a task as ECS does: STOPPED with a reason, its targets draining."""
-        if task.desired_status == "STOPPED" and task.last_status == "STOPPED":
+    def stop_task(
+        self, ecs: Any, task: Any, reason: str, stop_code: str = "ServiceSchedulerInitiated", now: bool = False
+    ) -> None:
+        """Stop a task as ECS does: desired STOPPED at once and its targets draining at the same time; the
+        containers get `STOP_SECONDS` to exit (a task that never started, or whose host is gone, stops at once)."""
+        if task.desired_status == "STOPPED":
             return
-        now = self.clock.seconds()
-        at = self.clock.at(now)
+        t = self.clock.seconds()
         task.desired_status = "STOPPED"
-        task.last_status = "STOPPED"
         task.stopped_reason = reason
         task.stop_code = stop_code
-        task.stopping_at = task.stopped_at = task.execution_stopped_at = at
-        for c in task.containers:
-            c.last_status = "STOPPED"
-            c.exitCode = 137 if getattr(task, "sim_started", None) is not None else None
+        task.stopping_at = self.clock.at(t)
+        if now or task.last_status == "PENDING":
+            self._stopped(task, t)
+        else:
+            task.last_status = "DEACTIVATING" if self._service_of(ecs, task) is not None else "STOPPING"
+            task.sim_stop_at = t + STOP_SECONDS
         svc = self._service_of(ecs, task)
         if svc is None:
             return
@@ -270,6 +286,13 @@ class Simulator:
         for tg_arn, n in by_group.items():
             self.event(svc, f"(service {svc.name}) deregistered {n} targets in (target-group {tg_arn})")
         svc.sim_steady = False
+
+    def _stopped(self, task: Any, t: float) -> None:
+        task.last_status = "STOPPED"
+        task.stopped_at = task.execution_stopped_at = self.clock.at(t)
+        for c in task.containers:
+            c.last_status = "STOPPED"
+            c.exitCode = 137 if getattr(task, "sim_started", None) is not None else None
 
     # --- targets -----------------------------------------------------------------------------------------
 
@@ -369,8 +392,9 @@ class Simulator:
         if svc.status == "DRAINING":
             for task in tasks:
                 self.stop_task(ecs, task, "Service deleted")
-            svc.status = "INACTIVE"
             svc.running_count = svc.pending_count = 0
+            if not any(getattr(t, "sim_service", None) == svc.arn for t in self._holding(ecs, svc.cluster_name)):
+                svc.status = "INACTIVE"
             return
         if svc.status != "ACTIVE":
             return
@@ -510,13 +534,14 @@ class Simulator:
         td = ecs.describe_task_definition(dep["taskDefinition"])
         needs = task_needs(td)
         live = self._live_tasks(ecs, svc.cluster_name)
+        holding = self._holding(ecs, svc.cluster_name)
         cands = []
         closest: tuple[Any, str] | None = None
         for ci in ecs.container_instances.get(svc.cluster_name, {}).values():
             inst = ec2.get_instance_by_id(ci.ec2_instance_id)
             if ci.status != "ACTIVE" or not ci.agent_connected or inst is None or inst.state != "running":
                 continue
-            on = [t for t in live if t.container_instance_arn == ci.container_instance_arn]
+            on = [t for t in holding if t.container_instance_arn == ci.container_instance_arn]
             cpu, mem = self._registered(ci)
             used_cpu = sum(task_needs(ecs.describe_task_definition(t.task_definition_arn)).cpu for t in on)
             used_mem = sum(task_needs(ecs.describe_task_definition(t.task_definition_arn)).memory for t in on)
@@ -664,7 +689,7 @@ class Simulator:
 
     def _counters(self, ecs: Any) -> None:
         for name, cluster in ecs.clusters.items():
-            live = self._live_tasks(ecs, name)
+            live = self._holding(ecs, name)
             cluster.running_tasks_count = sum(1 for t in live if t.last_status == "RUNNING")
             cluster.pending_tasks_count = sum(1 for t in live if t.last_status == "PENDING")
             cluster.active_services_count = sum(
