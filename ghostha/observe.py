@@ -10,6 +10,8 @@ import functools
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from ghostha.aws import Aws
@@ -109,6 +111,7 @@ class Observed:
     tasks: tuple[Json, ...] = ()
     stopped_tasks: tuple[Json, ...] = ()
     task_definitions: dict[str, Json] = field(default_factory=dict)  # by ARN, for the tasks' revisions
+    observed_at: datetime | None = None  # AWS's clock when the snapshot was taken
 
     # --- predicates -----------------------------------------------------------------------------------------
 
@@ -199,9 +202,20 @@ def _ami(aws: Aws, ami: str) -> tuple[str | None, str | None]:
 
 
 def _cluster(aws: Aws, name: str) -> Json | None:
+    cluster, _ = _cluster_and_time(aws, name)
+    return cluster
+
+
+def _cluster_and_time(aws: Aws, name: str) -> tuple[Json | None, datetime | None]:
+    """The cluster, and AWS's time by the response's Date header (the user's clock may be off)."""
     resp = aws.client("ecs").describe_clusters(clusters=[name], include=["TAGS"])
     clusters = [c for c in resp["clusters"] if c.get("status") != "INACTIVE"]
-    return clusters[0] if clusters else None
+    date = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    try:
+        at = parsedate_to_datetime(date) if date else None
+    except (TypeError, ValueError):
+        at = None
+    return (clusters[0] if clusters else None), at
 
 
 def _launch_template(aws: Aws, name: str) -> Json | None:
@@ -289,7 +303,7 @@ def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
     """Snapshot the stack. scope "up" also reads the inputs preflight checks; "status" only what it shows."""
     full = scope == "up"
     calls: dict[str, Callable[[], Any]] = {
-        "cluster": lambda: _cluster(aws, cfg.cluster.name),
+        "cluster": lambda: _cluster_and_time(aws, cfg.cluster.name),
         "service": lambda: _service(aws, cfg.cluster.name, cfg.service.name),
         "load_balancer": lambda: _load_balancer(aws, cfg.load_balancer.name),
         "target_group": lambda: _target_group(aws, cfg.load_balancer.target_group),
@@ -329,6 +343,7 @@ def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
     rest = gather(second)
 
     td, td_tags = first.get("task_definition") or (None, {})
+    cluster, observed_at = first["cluster"]
     ami_id, ami_error = first.get("ami") or (None, None)
     return Observed(
         stack=cfg.stack,
@@ -346,7 +361,8 @@ def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
         ami_id=ami_id,
         ami_error=ami_error,
         lb_security_groups=rest.get("lb_security_groups", ()),
-        cluster=first["cluster"],
+        cluster=cluster,
+        observed_at=observed_at,
         launch_template=first.get("launch_template"),
         asg=first.get("asg"),
         container_instances=first["container_instances"],

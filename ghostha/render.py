@@ -142,7 +142,7 @@ def status_tables(report: dict[str, Any]) -> Group:
                 task["az"] or "",
                 f"{task['host_port']}→{task['container_port']}",
                 task["last_status"] or "",
-                (task["started_at"] or "")[11:19],
+                task["started_ago"] or "",
                 Text(health, style=style),
             )
         parts.append(t)

@@ -21,6 +21,18 @@ def _iso(value: Any) -> str | None:
     return str(value) if value else None
 
 
+def ago(then: Any, now: datetime | None) -> str | None:
+    """'3m 20s' between two times, or None."""
+    if not isinstance(then, datetime) or now is None:
+        return None
+    seconds = max(0, int((now - then).total_seconds()))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+
+
 def _rev(arn: Any) -> str:
     return str(arn).rsplit("/", 1)[-1] if arn else ""
 
@@ -72,6 +84,7 @@ def report(cfg: Config, obs: Observed, events: int = 10) -> dict[str, Any]:
                 "container_port": cfg.task.container_port,
                 "last_status": t.get("lastStatus"),
                 "started_at": _iso(t.get("startedAt")),
+                "started_ago": ago(t.get("startedAt"), obs.observed_at),
                 "health": h["TargetHealth"]["State"] if h else "unregistered",
             }
         )

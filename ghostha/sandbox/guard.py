@@ -199,7 +199,13 @@ def list_tasks(self: Any) -> Any:
         if started_by and task.started_by != started_by:
             continue
         arns.append(task.task_arn)
-    return ecs_responses.ActionResult({"taskArns": arns})
+    # pages of at most 100, as AWS answers
+    size = min(int(self._get_param("maxResults") or 100), 100)
+    start = int(self._get_param("nextToken") or 0)
+    page: dict[str, Any] = {"taskArns": arns[start : start + size]}
+    if start + size < len(arns):
+        page["nextToken"] = str(start + size)
+    return ecs_responses.ActionResult(page)
 
 
 def stop_task(self: Any) -> Any:

@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -68,9 +69,15 @@ class Sandbox:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
         from werkzeug.serving import WSGIRequestHandler, make_server
 
+        clock = self.clock
+
         class QuietHandler(WSGIRequestHandler):
             def log_request(self, *args: Any, **kwargs: Any) -> None:
                 pass
+
+            def date_time_string(self, timestamp: float | None = None) -> str:
+                # the Date header tells simulated time, as AWS's tells AWS's time
+                return format_datetime(clock.now(), usegmt=True)
 
         hooks.install()
         guard.install(self.sim)
@@ -112,10 +119,15 @@ class Sandbox:
         self.seeded = seed(self.client, self.region) if seed_story else None
         return self.seeded
 
-    def advance(self, seconds: float) -> None:
-        """Let simulated time pass, and the simulation act on it."""
-        self.clock.advance(seconds)
-        self.reconcile()
+    def advance(self, seconds: float, step: float = 5.0) -> None:
+        """Let simulated time pass, the simulation acting at least every `step` seconds of it."""
+        left = seconds
+        while True:
+            self.clock.advance(min(step, left))
+            left -= min(step, left)
+            self.reconcile()
+            if left <= 0:
+                break
 
     def reconcile(self) -> None:
         with self.lock:
