@@ -33,6 +33,25 @@ def is_loopback(url: str | None) -> bool:
         return False
 
 
+_loader: Any = None
+_loader_lock = threading.Lock()
+
+
+def _botocore_session() -> Any:
+    """A fresh botocore session (its own credentials and config) sharing one process-wide model loader:
+    parsing the service models is the slow part of making clients."""
+    import botocore.session
+
+    global _loader
+    session = botocore.session.get_session()
+    with _loader_lock:
+        if _loader is None:
+            _loader = session.get_component("data_loader")
+        else:
+            session.register_component("data_loader", _loader)
+    return session
+
+
 @dataclass
 class Aws:
     """Lazily built boto3 session and cached clients, shared by one command run (thread-safe)."""
@@ -58,9 +77,10 @@ class Aws:
                 kwargs["profile_name"] = self.profile
             if self.region:
                 kwargs["region_name"] = self.region
-            session = boto3.Session(**kwargs)
+            session = boto3.Session(botocore_session=_botocore_session(), **kwargs)
             if is_loopback(self.endpoint) and session.get_credentials() is None:
                 session = boto3.Session(
+                    botocore_session=_botocore_session(),
                     aws_access_key_id="ghostha-local",
                     aws_secret_access_key="ghostha-local",
                     region_name=session.region_name or self.region or "us-east-1",

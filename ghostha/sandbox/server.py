@@ -60,6 +60,7 @@ class Sandbox:
         self.lock = threading.RLock()
         self.seeded: Seeded | None = None
         self._server: Any = None
+        self._clients: dict[str, Any] = {}
         self.requests: list[tuple[str, str]] = []  # (service, action) of every AWS request, in order
         self._thread: threading.Thread | None = None
 
@@ -105,7 +106,10 @@ class Sandbox:
         return f"http://{self.host}:{self.port}"
 
     def client(self, service: str) -> Any:
-        return boto_client(self.endpoint, service, self.region)
+        """A cached boto3 client for this sandbox (clients are thread-safe)."""
+        if service not in self._clients:
+            self._clients[service] = boto_client(self.endpoint, service, self.region)
+        return self._clients[service]
 
     # --- state -------------------------------------------------------------------------------------------
 
