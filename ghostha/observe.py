@@ -106,11 +106,9 @@ class Observed:
     launch_template: Json | None = None
     asg: Json | None = None
     container_instances: tuple[Json, ...] = ()
-    ec2_instances: dict[str, Json] = field(default_factory=dict)
     service: Json | None = None
     tasks: tuple[Json, ...] = ()
     stopped_tasks: tuple[Json, ...] = ()
-    task_definitions: dict[str, Json] = field(default_factory=dict)  # by ARN, for the tasks' revisions
     observed_at: datetime | None = None  # AWS's clock when the snapshot was taken
 
     # --- predicates -----------------------------------------------------------------------------------------
@@ -272,24 +270,8 @@ def _target_health(aws: Aws, tg_arn: str) -> tuple[Json, ...]:
     return tuple(resp["TargetHealthDescriptions"])
 
 
-def _describe_revision(aws: Aws, arn: str) -> Json:
-    return dict(aws.client("ecs").describe_task_definition(taskDefinition=arn)["taskDefinition"])
-
-
 def _listeners(aws: Aws, lb_arn: str) -> tuple[Json, ...]:
     return tuple(aws.client("elbv2").describe_listeners(LoadBalancerArn=lb_arn)["Listeners"])
-
-
-def _ec2_instances(aws: Aws, ids: list[str]) -> dict[str, Json]:
-    if not ids:
-        return {}
-    out: dict[str, Json] = {}
-    for batch in chunks(ids, 200):
-        resp = aws.client("ec2").describe_instances(InstanceIds=batch)
-        for r in resp["Reservations"]:
-            for i in r["Instances"]:
-                out[i["InstanceId"]] = i
-    return out
 
 
 def _security_groups(aws: Aws, ids: list[str]) -> tuple[Json, ...]:
@@ -299,19 +281,40 @@ def _security_groups(aws: Aws, ids: list[str]) -> tuple[Json, ...]:
     return tuple(resp["SecurityGroups"])
 
 
+def _target_group_and_health(aws: Aws, name: str) -> tuple[Json | None, tuple[Json, ...]]:
+    tg = _target_group(aws, name)
+    return tg, (_target_health(aws, tg["TargetGroupArn"]) if tg else ())
+
+
+def _load_balancer_and_more(aws: Aws, name: str) -> tuple[Json | None, tuple[Json, ...], tuple[Json, ...]]:
+    lb = _load_balancer(aws, name)
+    if lb is None:
+        return None, (), ()
+    more = gather(
+        {
+            "listeners": lambda: _listeners(aws, lb["LoadBalancerArn"]),
+            "groups": lambda: _security_groups(aws, list(lb.get("SecurityGroups", []))),
+        }
+    )
+    return lb, more["listeners"], more["groups"]
+
+
 def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
-    """Snapshot the stack. scope "up" also reads the inputs preflight checks; "status" only what it shows."""
+    """Snapshot the stack. scope "up" also reads the inputs preflight checks; "status" only what it shows.
+
+    Every read is in one concurrent batch; dependent reads (list → describe, name → ARN → health) are chained
+    inside their branch, so the snapshot costs two round trips plus pagination."""
     full = scope == "up"
     calls: dict[str, Callable[[], Any]] = {
         "cluster": lambda: _cluster_and_time(aws, cfg.cluster.name),
         "service": lambda: _service(aws, cfg.cluster.name, cfg.service.name),
-        "load_balancer": lambda: _load_balancer(aws, cfg.load_balancer.name),
-        "target_group": lambda: _target_group(aws, cfg.load_balancer.target_group),
+        "target_group": lambda: _target_group_and_health(aws, cfg.load_balancer.target_group),
         "container_instances": lambda: maybe(lambda: _container_instances(aws, cfg.cluster.name)) or (),
         "tasks": lambda: maybe(lambda: _tasks(aws, cfg.cluster.name, cfg.service.name, "RUNNING")) or (),
     }
     if full:
         calls |= {
+            "load_balancer": lambda: _load_balancer_and_more(aws, cfg.load_balancer.name),
             "subnets": lambda: _subnets(aws, cfg.network.subnets),
             "security_group": lambda: _security_group(aws, cfg.network.security_group),
             "task_definition": lambda: _task_definition(aws, cfg.task.family),
@@ -322,55 +325,39 @@ def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
             "asg": lambda: _asg(aws, cfg.asg_name),
         }
     else:
+        calls["load_balancer"] = lambda: (_load_balancer(aws, cfg.load_balancer.name), (), ())
         calls["stopped_tasks"] = lambda: maybe(lambda: _tasks(aws, cfg.cluster.name, cfg.service.name, "STOPPED")) or ()
-    first = gather(calls)
+    got = gather(calls)
 
-    lb, tg = first["load_balancer"], first["target_group"]
-    instance_ids = [ci["ec2InstanceId"] for ci in first["container_instances"]]
-    second: dict[str, Callable[[], Any]] = {
-        "target_health": lambda: _target_health(aws, tg["TargetGroupArn"]) if tg else (),
-        "ec2_instances": lambda: _ec2_instances(aws, instance_ids),
-    }
-    if full:
-        second |= {
-            "listeners": lambda: _listeners(aws, lb["LoadBalancerArn"]) if lb else (),
-            "lb_security_groups": lambda: _security_groups(aws, list(lb.get("SecurityGroups", []))) if lb else (),
-        }
-    else:
-        revisions = sorted({t["taskDefinitionArn"] for t in first["tasks"]})
-        for arn in revisions:
-            second[f"td:{arn}"] = functools.partial(_describe_revision, aws, arn)
-    rest = gather(second)
-
-    td, td_tags = first.get("task_definition") or (None, {})
-    cluster, observed_at = first["cluster"]
-    ami_id, ami_error = first.get("ami") or (None, None)
+    lb, listeners, lb_groups = got["load_balancer"]
+    tg, health = got["target_group"]
+    td, td_tags = got.get("task_definition") or (None, {})
+    ami_id, ami_error = got.get("ami") or (None, None)
+    cluster, observed_at = got["cluster"]
     return Observed(
         stack=cfg.stack,
         region=aws.region_name,
-        subnets=first.get("subnets", ()),
-        security_group=first.get("security_group"),
+        subnets=got.get("subnets", ()),
+        security_group=got.get("security_group"),
         load_balancer=lb,
-        listeners=rest.get("listeners", ()),
+        listeners=listeners,
         target_group=tg,
-        target_health=rest["target_health"],
+        target_health=health,
         task_definition=td,
         task_definition_tags=td_tags,
-        family_revisions=first.get("family_revisions", ()),
-        instance_profile=first.get("instance_profile"),
+        family_revisions=got.get("family_revisions", ()),
+        instance_profile=got.get("instance_profile"),
         ami_id=ami_id,
         ami_error=ami_error,
-        lb_security_groups=rest.get("lb_security_groups", ()),
+        lb_security_groups=lb_groups,
         cluster=cluster,
         observed_at=observed_at,
-        launch_template=first.get("launch_template"),
-        asg=first.get("asg"),
-        container_instances=first["container_instances"],
-        ec2_instances=rest["ec2_instances"],
-        service=first["service"],
-        tasks=first["tasks"],
-        stopped_tasks=first.get("stopped_tasks", ()),
-        task_definitions={k[3:]: v for k, v in rest.items() if k.startswith("td:")},
+        launch_template=got.get("launch_template"),
+        asg=got.get("asg"),
+        container_instances=got["container_instances"],
+        service=got["service"],
+        tasks=got["tasks"],
+        stopped_tasks=got.get("stopped_tasks", ()),
     )
 
 

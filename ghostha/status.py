@@ -48,13 +48,12 @@ def report(cfg: Config, obs: Observed, events: int = 10) -> dict[str, Any]:
     ci_by_arn = {ci["containerInstanceArn"]: ci for ci in obs.container_instances}
     instances = []
     for ci in obs.container_instances:
-        ec2 = obs.ec2_instances.get(ci["ec2InstanceId"], {})
         attrs = {a["name"]: a.get("value") for a in ci.get("attributes", [])}
         instances.append(
             {
                 "instance_id": ci["ec2InstanceId"],
-                "az": attrs.get("ecs.availability-zone") or ec2.get("Placement", {}).get("AvailabilityZone"),
-                "instance_type": attrs.get("ecs.instance-type") or ec2.get("InstanceType"),
+                "az": attrs.get("ecs.availability-zone"),
+                "instance_type": attrs.get("ecs.instance-type"),
                 "status": ci.get("status"),
                 "agent_connected": bool(ci.get("agentConnected")),
                 "running_tasks": int(ci.get("runningTasksCount", 0)),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,13 @@ class Needs:
 
 def task_needs(td: Any) -> Needs:
     """What a task of this definition takes from an instance. ECS places by memoryReservation when set."""
+    cached = getattr(td, "sim_needs", None)
+    if cached is None:
+        cached = td.sim_needs = _needs(td)
+    return cached  # type: ignore[no-any-return]
+
+
+def _needs(td: Any) -> Needs:
     cpu = 0
     memory = 0
     static: set[int] = set()
@@ -90,6 +98,22 @@ def task_needs(td: Any) -> Needs:
     return Needs(cpu, memory, frozenset(static), dynamic)
 
 
+def ci_arn(ci: Any) -> str:
+    """A container instance's ARN (moto computes it on every access; it never changes)."""
+    arn = getattr(ci, "sim_arn", None)
+    if arn is None:
+        arn = ci.sim_arn = ci.container_instance_arn
+    return str(arn)
+
+
+def task_definition(ecs: Any, task: Any) -> Any:
+    """A task's definition object, looked up once."""
+    td = getattr(task, "sim_td", None)
+    if td is None:
+        td = task.sim_td = ecs.describe_task_definition(task.task_definition_arn)
+    return td
+
+
 def _sid(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
 
@@ -99,6 +123,13 @@ class Simulator:
 
     def __init__(self, clock: SimClock) -> None:
         self.clock = clock
+        self._by_id: dict[str, Any] | None = None
+
+    def instance(self, ec2: Any, instance_id: str) -> Any:
+        """An EC2 instance by id (moto copies every reservation per lookup: index them once per pass)."""
+        if self._by_id is None or instance_id not in self._by_id:
+            self._by_id = {i.id: i for i in ec2.all_instances()}
+        return self._by_id.get(instance_id)
 
     # --- entry point -------------------------------------------------------------------------------------
 
@@ -111,6 +142,7 @@ class Simulator:
             ec2 = ec2_backends[ACCOUNT][region]
             ecs = ecs_backends[ACCOUNT][region]
             elbv2 = elbv2_backends[ACCOUNT][region]
+            self._by_id = None
             self._asg(region)
             self._agent(ec2, ecs, now)
             self._tasks(ecs, elbv2, now)
@@ -174,7 +206,7 @@ class Simulator:
                     ci.agent_connected = False
                     continue
                 for task in self._live_tasks(ecs, cluster_name):
-                    if task.container_instance_arn == ci.container_instance_arn:
+                    if task.container_instance_arn == ci_arn(ci):
                         self.stop_task(
                             ecs, task, f"Host EC2 (instance {inst.id}) terminated.", "TerminationNotice", now=True
                         )
@@ -332,10 +364,9 @@ class Simulator:
         else:
             t["Reason"] = t["Description"] = None
 
-    @staticmethod
-    def admits(ec2: Any, elbv2: Any, tg: Any, instance_id: str, port: int) -> bool:
+    def admits(self, ec2: Any, elbv2: Any, tg: Any, instance_id: str, port: int) -> bool:
         """Does one of the instance's security groups let the load balancer's reach it on this port?"""
-        inst = ec2.get_instance_by_id(instance_id)
+        inst = self.instance(ec2, instance_id)
         if inst is None or inst.state != "running":
             return False
         lb_groups: set[str] = set()
@@ -534,17 +565,19 @@ class Simulator:
         td = ecs.describe_task_definition(dep["taskDefinition"])
         needs = task_needs(td)
         live = self._live_tasks(ecs, svc.cluster_name)
-        holding = self._holding(ecs, svc.cluster_name)
+        by_instance: dict[str, list[Any]] = {}
+        for t in self._holding(ecs, svc.cluster_name):
+            by_instance.setdefault(t.container_instance_arn, []).append(t)
         cands = []
         closest: tuple[Any, str] | None = None
         for ci in ecs.container_instances.get(svc.cluster_name, {}).values():
-            inst = ec2.get_instance_by_id(ci.ec2_instance_id)
+            inst = self.instance(ec2, ci.ec2_instance_id)
             if ci.status != "ACTIVE" or not ci.agent_connected or inst is None or inst.state != "running":
                 continue
-            on = [t for t in holding if t.container_instance_arn == ci.container_instance_arn]
+            on = by_instance.get(ci_arn(ci), [])
             cpu, mem = self._registered(ci)
-            used_cpu = sum(task_needs(ecs.describe_task_definition(t.task_definition_arn)).cpu for t in on)
-            used_mem = sum(task_needs(ecs.describe_task_definition(t.task_definition_arn)).memory for t in on)
+            used_cpu = sum(task_needs(task_definition(ecs, t)).cpu for t in on)
+            used_mem = sum(task_needs(task_definition(ecs, t)).memory for t in on)
             ports = self._used_ports(on)
             problem = None
             if needs.static_ports & ports:
@@ -577,8 +610,9 @@ class Simulator:
             if len(cands) == 1:
                 break
             if rule.get("type") == "spread":
-                key = _spread_key(rule.get("field", "instanceId"))
-                counts = {id(c): sum(1 for t in mine if key(ec2, ecs, t) == key(ec2, ecs, c[0])) for c in cands}
+                key = _spread_key(rule.get("field", "instanceId"), ecs.container_instances.get(svc.cluster_name, {}))
+                spread = Counter(key(t) for t in mine)
+                counts = {id(c): spread[key(c[0])] for c in cands}
                 best = min(counts.values())
                 cands = [c for c in cands if counts[id(c)] == best]
             elif rule.get("type") == "binpack":
@@ -636,7 +670,7 @@ class Simulator:
         task = ecs_models.Task(
             cluster,
             td,
-            ci.container_instance_arn,
+            ci_arn(ci),
             ecs._calculate_task_resource_requirements(td),
             backend=ecs,
             group=f"service:{svc.name}",
@@ -697,10 +731,13 @@ class Simulator:
             )
             cis = ecs.container_instances.get(name, {})
             cluster.registered_container_instances_count = len(cis)
+            by_instance: dict[str, list[Any]] = {}
+            for t in live:
+                by_instance.setdefault(t.container_instance_arn, []).append(t)
             for ci in cis.values():
-                on = [t for t in live if t.container_instance_arn == ci.container_instance_arn]
+                on = by_instance.get(ci_arn(ci), [])
                 cpu, mem = self._registered(ci)
-                needs = [task_needs(ecs.describe_task_definition(t.task_definition_arn)) for t in on]
+                needs = [task_needs(task_definition(ecs, t)) for t in on]
                 ci.running_tasks_count = sum(1 for t in on if t.last_status == "RUNNING")
                 ci.pending_tasks_count = sum(1 for t in on if t.last_status == "PENDING")
                 for r in ci.remaining_resources:
@@ -712,20 +749,15 @@ class Simulator:
                         r["stringSetValue"] = sorted(str(p) for p in self._used_ports(on))
 
 
-def _spread_key(field: str) -> Any:
-    """A function giving the value to spread on, for a task or a container instance."""
+def _spread_key(field: str, instances: dict[str, Any]) -> Any:
+    """A function giving the value to spread on, for a task or a container instance of the cluster."""
 
-    def key(ec2: Any, ecs: Any, obj: Any) -> str:
-        arn = obj.container_instance_arn
+    def key(obj: Any) -> str:
+        arn = str(obj.container_instance_arn)
         if field == "instanceId":
-            return str(arn)
-        ci = None
-        for cis in ecs.container_instances.values():
-            ci = cis.get(_sid(arn)) or ci
-        if ci is None:
-            return ""
-        name = field.removeprefix("attribute:")
-        return str(ci.attributes.get(name, ""))
+            return arn
+        ci = instances.get(_sid(arn))
+        return str(ci.attributes.get(field.removeprefix("attribute:"), "")) if ci is not None else ""
 
     return key
 
