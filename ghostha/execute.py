@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from ghostha.aws import Aws
 from ghostha.config import Config
 from ghostha.errors import GhosthaError, from_boto
-from ghostha.observe import chunks
+from ghostha.observe import cluster_instances, service_tasks
 from ghostha.plan import Plan, Ref, Step, TeardownPlan
 from ghostha.waiting import Deadline, Progress, primary_deployment, wait_for, wait_instances, wait_service
 
@@ -92,12 +92,9 @@ def execute_teardown(aws: Aws, cfg: Config, plan: TeardownPlan, deadline: Deadli
     cluster, service = cfg.cluster.name, cfg.service.name
 
     def tasks_left() -> str | None:
-        running = ecs.list_tasks(cluster=cluster, serviceName=service)["taskArns"]
-        stopping = ecs.list_tasks(cluster=cluster, serviceName=service, desiredStatus="STOPPED")["taskArns"]
-        described = []
-        for batch in chunks(stopping, 100):
-            described += ecs.describe_tasks(cluster=cluster, tasks=batch)["tasks"]
-        left = len(running) + sum(1 for t in described if t.get("lastStatus") != "STOPPED")
+        running = service_tasks(aws, cluster, service, "RUNNING")
+        stopping = service_tasks(aws, cluster, service, "STOPPED")
+        left = len(running) + sum(1 for t in stopping if t.get("lastStatus") != "STOPPED")
         return f"{left} tasks not stopped yet" if left else None
 
     def service_left() -> str | None:
@@ -121,8 +118,7 @@ def execute_teardown(aws: Aws, cfg: Config, plan: TeardownPlan, deadline: Deadli
         if step.action in waits:
             wait_for(deadline, reporter, step.resource, waits[step.action], hint)
         elif step.action == "deregister-container-instances":
-            arns = ecs.list_container_instances(cluster=cluster)["containerInstanceArns"]
-            for arn in arns:
+            for arn in [ci["containerInstanceArn"] for ci in cluster_instances(aws, cluster)]:
                 _call(aws, step, {**step.params, "containerInstance": arn}, deadline.sleep)
         elif step.action == "delete-cluster":
 

@@ -242,7 +242,8 @@ def _service(aws: Aws, cluster: str, name: str) -> Json | None:
     return services[0] if services else None
 
 
-def _container_instances(aws: Aws, cluster: str) -> tuple[Json, ...]:
+def cluster_instances(aws: Aws, cluster: str) -> tuple[Json, ...]:
+    """Every container instance of the cluster (all pages, described in batches of 100)."""
     ecs = aws.client("ecs")
     arns: list[str] = []
     for page in ecs.get_paginator("list_container_instances").paginate(cluster=cluster):
@@ -253,7 +254,8 @@ def _container_instances(aws: Aws, cluster: str) -> tuple[Json, ...]:
     return tuple(out)
 
 
-def _tasks(aws: Aws, cluster: str, service: str, status: str) -> tuple[Json, ...]:
+def service_tasks(aws: Aws, cluster: str, service: str, status: str) -> tuple[Json, ...]:
+    """Every task of the service with that desired status (all pages, described in batches of 100)."""
     ecs = aws.client("ecs")
     arns: list[str] = []
     kwargs = {"cluster": cluster, "serviceName": service, "desiredStatus": status}
@@ -309,8 +311,8 @@ def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
         "cluster": lambda: _cluster_and_time(aws, cfg.cluster.name),
         "service": lambda: _service(aws, cfg.cluster.name, cfg.service.name),
         "target_group": lambda: _target_group_and_health(aws, cfg.load_balancer.target_group),
-        "container_instances": lambda: maybe(lambda: _container_instances(aws, cfg.cluster.name)) or (),
-        "tasks": lambda: maybe(lambda: _tasks(aws, cfg.cluster.name, cfg.service.name, "RUNNING")) or (),
+        "container_instances": lambda: maybe(lambda: cluster_instances(aws, cfg.cluster.name)) or (),
+        "tasks": lambda: maybe(lambda: service_tasks(aws, cfg.cluster.name, cfg.service.name, "RUNNING")) or (),
     }
     if full:
         calls |= {
@@ -326,7 +328,9 @@ def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
         }
     else:
         calls["load_balancer"] = lambda: (_load_balancer(aws, cfg.load_balancer.name), (), ())
-        calls["stopped_tasks"] = lambda: maybe(lambda: _tasks(aws, cfg.cluster.name, cfg.service.name, "STOPPED")) or ()
+        calls["stopped_tasks"] = lambda: (
+            maybe(lambda: service_tasks(aws, cfg.cluster.name, cfg.service.name, "STOPPED")) or ()
+        )
     got = gather(calls)
 
     lb, listeners, lb_groups = got["load_balancer"]
@@ -423,7 +427,7 @@ def observe_teardown(aws: Aws, cfg: Config) -> Inventory:
             "services": lambda: maybe(lambda: _cluster_services(aws, cfg.cluster.name)) or (),
             "asg": lambda: _asg(aws, cfg.asg_name),
             "launch_template": lambda: _launch_template(aws, cfg.launch_template_name),
-            "container_instances": lambda: maybe(lambda: _container_instances(aws, cfg.cluster.name)) or (),
+            "container_instances": lambda: maybe(lambda: cluster_instances(aws, cfg.cluster.name)) or (),
             "sg_rules": lambda: _tagged_rules(aws, cfg.network.security_group, cfg.stack),
             "revisions": lambda: _revisions(aws, cfg.task.family, "ACTIVE"),
             "inactive": lambda: _revisions(aws, cfg.task.family, "INACTIVE"),

@@ -14,7 +14,7 @@ from typing import Protocol, TypeVar
 from ghostha.aws import Aws
 from ghostha.config import Config
 from ghostha.errors import RolloutFailed, WaitTimeout
-from ghostha.observe import Json, chunks
+from ghostha.observe import Json, chunks, cluster_instances, service_tasks
 
 T = TypeVar("T")
 
@@ -63,18 +63,12 @@ class Deadline:
 
 def wait_instances(aws: Aws, cfg: Config, deadline: Deadline, progress: Progress) -> list[Json]:
     """Until `instance_count` container instances are ACTIVE with their agent connected."""
-    ecs = aws.client("ecs")
     want = cfg.cluster.instance_count
     have: list[Json] = []
 
     def check() -> list[Json] | None:
         nonlocal have
-        arns = ecs.list_container_instances(cluster=cfg.cluster.name, status="ACTIVE")["containerInstanceArns"]
-        found: list[Json] = []
-        for batch in chunks(arns, 100):
-            found += ecs.describe_container_instances(cluster=cfg.cluster.name, containerInstances=batch)[
-                "containerInstances"
-            ]
+        found = cluster_instances(aws, cfg.cluster.name)
         have = [ci for ci in found if ci.get("status") == "ACTIVE" and ci.get("agentConnected")]
         progress.status(f"waiting for container instances in {cfg.cluster.name}: {len(have)} of {want} registered")
         return have if len(have) >= want else None
@@ -148,10 +142,7 @@ def wait_service(
             raise _failed(aws, cfg, svc, f"deployment {deployment_id} failed: {mine.get('rolloutStateReason', '')}")
         if mine is None and primary is not None and primary.get("taskDefinition") != task_definition:
             raise _failed(aws, cfg, svc, f"deployment {deployment_id} was rolled back to {_rev(primary)}")
-        arns = ecs.list_tasks(cluster=cfg.cluster.name, serviceName=cfg.service.name)["taskArns"]
-        tasks: list[Json] = []
-        for batch in chunks(arns, 100):
-            tasks += ecs.describe_tasks(cluster=cfg.cluster.name, tasks=batch)["tasks"]
+        tasks = service_tasks(aws, cfg.cluster.name, cfg.service.name, "RUNNING")
         unknown = sorted({t["containerInstanceArn"] for t in tasks if t.get("containerInstanceArn")} - set(instance_of))
         for batch in chunks(unknown, 100):
             for ci in ecs.describe_container_instances(cluster=cfg.cluster.name, containerInstances=batch)[
@@ -209,7 +200,7 @@ def _failed(aws: Aws, cfg: Config, svc: Json, message: str) -> RolloutFailed:
     ecs = aws.client("ecs")
     details = [f"event: {e['message']}" for e in svc.get("events", [])[:5]]
     arns = ecs.list_tasks(cluster=cfg.cluster.name, serviceName=cfg.service.name, desiredStatus="STOPPED")["taskArns"]
-    if arns:
+    if arns:  # the first page is enough to explain a failure
         stopped = ecs.describe_tasks(cluster=cfg.cluster.name, tasks=arns[:100])["tasks"]
         reasons: dict[str, int] = {}
         for t in stopped:

@@ -427,6 +427,10 @@ def test_list_tasks_honours_service_name_and_defaults_to_running(box: Sandbox) -
     settle(box, 15)
     assert len(ecs.list_tasks(cluster="ghost-ha", serviceName="ghost")["taskArns"]) == 6
     assert len(ecs.list_tasks(cluster="ghost-ha", serviceName="other")["taskArns"]) == 1
+    first = ecs.list_tasks(cluster="ghost-ha", serviceName="ghost", maxResults=4)
+    assert len(first["taskArns"]) == 4 and first["nextToken"], "answers come in pages"
+    pages = ecs.get_paginator("list_tasks").paginate(cluster="ghost-ha", serviceName="ghost", maxResults=4)
+    assert sum(len(p["taskArns"]) for p in pages) == 6
     victim = ecs.list_tasks(cluster="ghost-ha", serviceName="other")["taskArns"][0]
     ecs.stop_task(cluster="ghost-ha", task=victim)
     assert victim not in ecs.list_tasks(cluster="ghost-ha")["taskArns"]

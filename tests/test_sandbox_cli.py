@@ -42,3 +42,27 @@ def test_detached_sandboxes_start_side_by_side_and_stop(tmp_path: Path) -> None:
     assert stopped.returncode == 0 and "stopped" in stopped.stdout
     assert not list((tmp_path / ".ghostha").glob("*.json")), "state files are removed"
     assert "no sandbox" in ghostha("sandbox", "stop", "--name", "one", cwd=tmp_path).stdout
+
+
+def test_foreground_sandbox_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    import signal
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ghostha", "sandbox", "start", "--write-config", "fg.yaml"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert "sandbox running at http://127.0.0.1:" in first
+        cfg = config.load(str(tmp_path / "fg.yaml"))
+        assert cfg.endpoint_url and cfg.endpoint_url in first
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopping the sandbox" in out and "Traceback" not in err

@@ -189,7 +189,45 @@ def _foreign_service(box: Sandbox) -> dict[str, Any]:
     return {}
 
 
+def _attached_tg(box: Sandbox, name: str, priority: int, **kw: Any) -> dict[str, Any]:
+    assert box.seeded is not None
+    elbv2 = box.client("elbv2")
+    tg = elbv2.create_target_group(Name=name, Port=80, VpcId=box.seeded.vpc_id, TargetType="instance", **kw)
+    elbv2.create_rule(
+        ListenerArn=box.seeded.listener_arn,
+        Priority=priority,
+        Conditions=[{"Field": "path-pattern", "Values": [f"/{name}/*"]}],
+        Actions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroups"][0]["TargetGroupArn"]}],
+    )
+    return {"load_balancer.target_group": name}
+
+
+def _subnets_two_vpcs(box: Sandbox) -> dict[str, Any]:
+    assert box.seeded is not None
+    ec2 = box.client("ec2")
+    other = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    far = ec2.create_subnet(VpcId=other, CidrBlock="10.8.1.0/24", AvailabilityZone="us-east-1b")["Subnet"]["SubnetId"]
+    return {"network.subnets": [box.seeded.subnets[0], far]}
+
+
+def _sg_other_vpc(box: Sandbox) -> dict[str, Any]:
+    ec2 = box.client("ec2")
+    other = ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
+    sg = ec2.create_security_group(GroupName="far", Description="far", VpcId=other)["GroupId"]
+    return {"network.security_group": sg}
+
+
 PREFLIGHT = {
+    "subnets in two VPCs": (_subnets_two_vpcs, "span several VPCs"),
+    "security group in another VPC": (_sg_other_vpc, "use a security group of the subnets' VPC"),
+    "target group speaking HTTPS": (
+        lambda box: _attached_tg(box, "ghost-tls", 11, Protocol="HTTPS"),
+        "uses HTTPS: Ghost's containers speak HTTP",
+    ),
+    "health checks on a fixed port": (
+        lambda box: _attached_tg(box, "ghost-fixed", 12, Protocol="HTTP", HealthCheckPort="8080"),
+        "checks health on port 8080",
+    ),
     "target group of type ip": (_tg_ip, "has target type ip"),
     "target group on no listener": (_tg_unattached, "is not attached to a listener of ghost-elb"),
     "target group in another VPC": (_tg_other_vpc, "the subnets in vpc-"),
@@ -310,3 +348,16 @@ def test_no_region_is_one_line(box: Sandbox, tmp_path: Path, monkeypatch: pytest
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     ran = run_cli(box, ["--config", str(cfg), "status"])
     assert ran.exit_code == 2 and "no AWS region set" in ran.err
+
+
+def test_existing_service_is_updated_only_where_it_differs(box: Sandbox, tmp_path: Path) -> None:
+    cfg = write_config(box, tmp_path / "g.yaml")
+    assert up(box, cfg).exit_code == 0
+    smaller = write_config(box, tmp_path / "g4.yaml", **{"service.desired_count": 4})
+    start = len(box.requests)
+    ran = up(box, smaller)
+    assert ran.exit_code == 0, ran.err
+    assert "desired count 6 → 4" in ran.out
+    assert mutating(box.requests[start:]) == [("ecs", "UpdateService")]
+    svc = box.client("ecs").describe_services(cluster="ghost-ha", services=["ghost"])["services"][0]
+    assert svc["desiredCount"] == 4 and svc["runningCount"] == 4

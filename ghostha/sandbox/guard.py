@@ -6,7 +6,8 @@
 - UpdateService rolls out: a new task definition (or forceNewDeployment) starts a new PRIMARY deployment.
 - DeleteService leaves the service DRAINING (the simulation makes it INACTIVE once its tasks stopped).
 - DeleteCluster is refused while services, container instances or tasks remain.
-- ListTasks honours serviceName and lists RUNNING tasks unless asked otherwise.
+- ListTasks honours serviceName and lists RUNNING tasks unless asked otherwise; it and
+  ListContainerInstances answer in pages of 100, as AWS does.
 - StopTask stops through the simulation (reason, targets draining); RegisterContainerInstance does not
   register the same EC2 instance twice.
 """
@@ -199,13 +200,26 @@ def list_tasks(self: Any) -> Any:
         if started_by and task.started_by != started_by:
             continue
         arns.append(task.task_arn)
-    # pages of at most 100, as AWS answers
+    return ecs_responses.ActionResult(_page(self, "taskArns", arns))
+
+
+def _page(self: Any, key: str, items: list[str]) -> dict[str, Any]:
+    """Pages of at most 100, as AWS answers (moto answers everything at once)."""
     size = min(int(self._get_param("maxResults") or 100), 100)
     start = int(self._get_param("nextToken") or 0)
-    page: dict[str, Any] = {"taskArns": arns[start : start + size]}
-    if start + size < len(arns):
+    page: dict[str, Any] = {key: items[start : start + size]}
+    if start + size < len(items):
         page["nextToken"] = str(start + size)
-    return ecs_responses.ActionResult(page)
+    return page
+
+
+def list_container_instances(self: Any) -> Any:
+    backend = self.ecs_backend
+    cluster = backend._get_cluster(self._get_param("cluster", "default"))
+    status = self._get_param("status")
+    cis = backend.container_instances.get(cluster.name, {}).values()
+    arns = sorted(ci.container_instance_arn for ci in cis if status is None or ci.status == status)
+    return ecs_responses.ActionResult(_page(self, "containerInstanceArns", arns))
 
 
 def stop_task(self: Any) -> Any:
@@ -239,6 +253,7 @@ PATCHES = {
     "delete_service": delete_service,
     "delete_cluster": delete_cluster,
     "list_tasks": list_tasks,
+    "list_container_instances": list_container_instances,
     "stop_task": stop_task,
     "register_container_instance": register_container_instance,
 }

@@ -21,6 +21,7 @@ try:
     from moto.autoscaling.models import FakeAutoScalingGroup
     from moto.ec2.models import ec2_backends
     from moto.ecs import models as ecs_models
+    from moto.ecs import responses as ecs_responses
     from moto.elbv2 import models as elbv2_models
     from moto.moto_api import state_manager
 except ImportError as exc:  # pragma: no cover - depends on the install
@@ -46,6 +47,23 @@ REQUIRED: list[tuple[Any, str, str]] = [
     (ecs_models, "ecs_backends", "object"),
     (elbv2_models, "elbv2_backends", "object"),
     (state_manager, "set_transition", "method"),
+    # the ECS request handlers that guard.py wraps or replaces
+    *[
+        (ecs_responses.EC2ContainerServiceResponse, name, "method")
+        for name in (
+            "create_service",
+            "update_service",
+            "delete_service",
+            "delete_cluster",
+            "list_tasks",
+            "list_container_instances",
+            "stop_task",
+            "register_container_instance",
+            "_get_param",
+            "_get_params",
+        )
+    ],
+    (ecs_responses, "ActionResult", "class"),
 ]
 
 # Constructor parameters the simulation passes by name.
