@@ -155,30 +155,27 @@ pass_app = click.make_pass_decorator(App)
 # --- up / status ---------------------------------------------------------------------------------------------
 
 
-def _confirm(app: App, question: str, yes: bool) -> None:
+def timeout_option(help_text: str) -> Callable[[F], F]:
+    return click.option("--timeout", type=click.IntRange(1, 24 * 3600), default=900, show_default=True, help=help_text)
+
+
+def _confirm(app: App, question: str, yes: bool, expected: tuple[str, ...], refusal: str) -> None:
+    """Ask before touching AWS (unless --yes); anything but an expected answer aborts with `refusal`."""
     if yes:
         return
     if not sys.stdin.isatty() and app.runtime.confirm is None:
-        raise GhosthaError(
-            "refusing to change AWS without confirmation (no terminal to ask on)", hint="pass --yes to go ahead"
-        )
-    answer = app.runtime.ask(f"{question} [y/N]").strip().lower()
-    if answer not in ("y", "yes"):
+        raise GhosthaError(f"{refusal}: there is no terminal to ask on", hint="pass --yes to go ahead")
+    answer = app.runtime.ask(question).strip()
+    if answer.lower() not in expected and answer not in expected:
         from ghostha.errors import Aborted
 
-        raise Aborted("nothing was changed", hint="pass --yes to skip this question")
+        raise Aborted(f"{refusal}: the answer was {answer!r}", hint="pass --yes to skip this question")
 
 
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before changing AWS.")
-@click.option(
-    "--timeout",
-    type=click.IntRange(1, 24 * 3600),
-    default=900,
-    show_default=True,
-    help="Seconds to wait for instances and the service.",
-)
+@timeout_option("Seconds to wait for instances and the service.")
 @pass_app
 @handled
 def up(app: App, dry_run: bool, yes: bool, timeout: int) -> None:
@@ -196,7 +193,8 @@ def up(app: App, dry_run: bool, yes: bool, timeout: int) -> None:
     if dry_run:
         return
     if planned.changes:
-        _confirm(app, f"apply these {len(planned.changes)} changes to stack {cfg.stack}?", yes)
+        question = f"apply these {len(planned.changes)} changes to stack {cfg.stack}? [y/N]"
+        _confirm(app, question, yes, ("y", "yes"), "nothing was changed")
     deadline = Deadline(app.runtime.clock, app.runtime.sleep, timeout, cfg.poll_seconds)
     reporter = render.StepReporter(out)
     try:
@@ -253,13 +251,7 @@ def status(app: App, as_json: bool, watch: bool, events: int) -> None:
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Show what would be deleted; delete nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for the stack name before deleting.")
-@click.option(
-    "--timeout",
-    type=click.IntRange(1, 24 * 3600),
-    default=900,
-    show_default=True,
-    help="Seconds to wait for AWS to let go.",
-)
+@timeout_option("Seconds to wait for AWS to let go.")
 @pass_app
 @handled
 def teardown(app: App, dry_run: bool, yes: bool, timeout: int) -> None:
@@ -278,14 +270,8 @@ def teardown(app: App, dry_run: bool, yes: bool, timeout: int) -> None:
         return
     if dry_run:
         return
-    if not yes:
-        if not sys.stdin.isatty() and app.runtime.confirm is None:
-            raise GhosthaError("refusing to delete without confirmation (no terminal to ask on)", hint="pass --yes")
-        typed = app.runtime.ask(f"type the stack name ({cfg.stack}) to delete what is marked delete").strip()
-        if typed != cfg.stack:
-            from ghostha.errors import Aborted
-
-            raise Aborted(f"{typed!r} is not {cfg.stack!r}: nothing was deleted")
+    question = f"type the stack name ({cfg.stack}) to delete what is marked delete"
+    _confirm(app, question, yes, (cfg.stack,), "nothing was deleted")
     deadline = Deadline(app.runtime.clock, app.runtime.sleep, timeout, cfg.poll_seconds)
     reporter = render.StepReporter(out)
     try:

@@ -107,18 +107,32 @@ def dynamic_revision(box: Sandbox) -> str:
     )
 
 
+def dynamic_ports_rule(box: Sandbox) -> list[dict[str, Any]]:
+    """The ingress rule from the ALB's group to the dynamic host ports, as IpPermissions."""
+    assert box.seeded is not None
+    return [
+        {"IpProtocol": "tcp", "FromPort": 32768, "ToPort": 65535, "UserIdGroupPairs": [{"GroupId": box.seeded.alb_sg}]}
+    ]
+
+
 def open_dynamic_ports(box: Sandbox) -> None:
     assert box.seeded is not None
     box.client("ec2").authorize_security_group_ingress(
-        GroupId=box.seeded.instance_sg,
-        IpPermissions=[
-            {
-                "IpProtocol": "tcp",
-                "FromPort": 32768,
-                "ToPort": 65535,
-                "UserIdGroupPairs": [{"GroupId": box.seeded.alb_sg}],
-            }
-        ],
+        GroupId=box.seeded.instance_sg, IpPermissions=dynamic_ports_rule(box)
+    )
+
+
+def copy_revision(box: Sandbox, task_definition: str) -> str:
+    """Register the same containers again as the family's next revision; returns its ARN."""
+    ecs = box.client("ecs")
+    td = ecs.describe_task_definition(taskDefinition=task_definition)["taskDefinition"]
+    return str(
+        ecs.register_task_definition(
+            family=td["family"],
+            networkMode="bridge",
+            requiresCompatibilities=["EC2"],
+            containerDefinitions=td["containerDefinitions"],
+        )["taskDefinition"]["taskDefinitionArn"]
     )
 
 

@@ -12,7 +12,9 @@ from ghostha.sandbox import hooks
 from ghostha.sandbox.server import Sandbox
 from tests.conftest import (
     capacity,
+    copy_revision,
     describe_service,
+    dynamic_ports_rule,
     dynamic_revision,
     open_dynamic_ports,
     running_tasks,
@@ -302,13 +304,7 @@ def test_new_revision_rolls_out_within_min_and_max_percent(box: Sandbox) -> None
     old = stack(box)
     settle(box, 45)
     ecs = box.client("ecs")
-    td = ecs.describe_task_definition(taskDefinition=old)["taskDefinition"]
-    new = ecs.register_task_definition(
-        family="ghost",
-        networkMode="bridge",
-        requiresCompatibilities=["EC2"],
-        containerDefinitions=td["containerDefinitions"],
-    )["taskDefinition"]["taskDefinitionArn"]
+    new = copy_revision(box, old)
     ecs.update_service(cluster="ghost-ha", service="ghost", taskDefinition=new)
     seen_max = 0
     for _ in range(40):
@@ -333,24 +329,8 @@ def test_circuit_breaker_fails_and_rolls_back_an_unhealthy_rollout(box: Sandbox)
     assert box.seeded is not None
     ec2, ecs = box.client("ec2"), box.client("ecs")
     # the rule goes away behind the service's back, then a new revision rolls out: it can never be healthy
-    ec2.revoke_security_group_ingress(
-        GroupId=box.seeded.instance_sg,
-        IpPermissions=[
-            {
-                "IpProtocol": "tcp",
-                "FromPort": 32768,
-                "ToPort": 65535,
-                "UserIdGroupPairs": [{"GroupId": box.seeded.alb_sg}],
-            }
-        ],
-    )
-    td = ecs.describe_task_definition(taskDefinition=old)["taskDefinition"]
-    new = ecs.register_task_definition(
-        family="ghost",
-        networkMode="bridge",
-        requiresCompatibilities=["EC2"],
-        containerDefinitions=td["containerDefinitions"],
-    )["taskDefinition"]["taskDefinitionArn"]
+    ec2.revoke_security_group_ingress(GroupId=box.seeded.instance_sg, IpPermissions=dynamic_ports_rule(box))
+    new = copy_revision(box, old)
     dep = ecs.update_service(cluster="ghost-ha", service="ghost", taskDefinition=new)["service"]["deployments"][0]
     failed = None
     for _ in range(120):
