@@ -158,7 +158,12 @@ def preflight(cfg: Config, obs: Observed) -> tuple[list[str], list[str]]:
             f"cluster {cfg.cluster.name} exists but was not created by ghostha (no tag {TAG_KEY}={cfg.stack}): "
             "choose another cluster.name; ghostha never takes over what it did not create"
         )
-    if obs.service_active and not obs.service_owned:
+    if obs.service is not None and obs.service.get("status") == "DRAINING":
+        problems.append(
+            f"service {cfg.service.name} is still DRAINING from a deletion: AWS allows a new one of that name only "
+            "once it is INACTIVE; run `ghostha up` again in a minute"
+        )
+    elif obs.service_active and not obs.service_owned:
         problems.append(
             f"service {cfg.service.name} exists in cluster {cfg.cluster.name} but is not this stack's: "
             "choose another service.name"
