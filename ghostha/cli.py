@@ -331,11 +331,13 @@ def sandbox_start(
     from ghostha.sandbox.server import Sandbox
 
     box = Sandbox(port=port, scale=scale).start()
-    assert box.seeded is not None
-    control.write_config(config_out, box.seeded.to_dict(), box.endpoint, poll)
-    out.print(f"sandbox running at {box.endpoint}; Ctrl-C stops it", highlight=False)
-    out.print(f"config written to {config_out}; in another shell: ghostha --config {config_out} up", highlight=False)
     try:
+        assert box.seeded is not None
+        control.write_config(config_out, box.seeded.to_dict(), box.endpoint, poll)
+        out.print(f"sandbox running at {box.endpoint}; Ctrl-C stops it", highlight=False)
+        out.print(
+            f"config written to {config_out}; in another shell: ghostha --config {config_out} up", highlight=False
+        )
         while True:
             app.runtime.sleep(3600)
     except KeyboardInterrupt:

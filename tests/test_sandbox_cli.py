@@ -58,6 +58,7 @@ def test_foreground_sandbox_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
         assert proc.stdout is not None
         first = proc.stdout.readline()
         assert "sandbox running at http://127.0.0.1:" in first
+        assert "config written to fg.yaml" in proc.stdout.readline()
         cfg = config.load(str(tmp_path / "fg.yaml"))
         assert cfg.endpoint_url and cfg.endpoint_url in first
         proc.send_signal(signal.SIGINT)
