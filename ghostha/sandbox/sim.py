@@ -228,6 +228,7 @@ class Simulator:
         return [t for t in ecs.tasks.get(cluster_name, {}).values() if t.last_status != "STOPPED"]
 
     def _tasks(self, ecs: Any, elbv2: Any, now: float) -> None:
+        started: dict[str, tuple[Any, list[Any]]] = {}  # service ARN → tasks that turned RUNNING in this pass
         for cluster_name in list(ecs.tasks):
             for task in ecs.tasks[cluster_name].values():
                 stop_at = getattr(task, "sim_stop_at", None)
@@ -248,7 +249,9 @@ class Simulator:
                         c.last_status = "RUNNING"
                     svc = self._service_of(ecs, task)
                     if svc is not None:
-                        self._register_targets(elbv2, svc, task)
+                        started.setdefault(svc.arn, (svc, []))[1].append(task)
+        for svc, tasks in started.values():
+            self._register_targets(elbv2, svc, tasks)
 
     def _service_of(self, ecs: Any, task: Any) -> Any:
         arn = getattr(task, "sim_service", None)
@@ -274,9 +277,9 @@ class Simulator:
                         out.append((tg_arn, task.sim_instance_id, int(b["hostPort"])))
         return out
 
-    def _register_targets(self, elbv2: Any, svc: Any, task: Any) -> None:
+    def _register_targets(self, elbv2: Any, svc: Any, tasks: list[Any]) -> None:
         by_group: dict[str, int] = {}
-        for tg_arn, iid, port in self._task_targets(task, svc):
+        for tg_arn, iid, port in (target for task in tasks for target in self._task_targets(task, svc)):
             tg = elbv2.target_groups.get(tg_arn)
             if tg is None:
                 continue
