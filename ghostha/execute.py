@@ -65,13 +65,21 @@ def execute(aws: Aws, cfg: Config, plan: Plan, deadline: Deadline, reporter: Rep
             reporter.done(step, f"{len(found)} registered")
         elif step.action == "wait-service":
             svc = outputs.get("service")
+            changed = svc is not None  # this run created or updated the service
             if svc is None:
                 ecs = aws.client("ecs")
                 svc = ecs.describe_services(cluster=cfg.cluster.name, services=[cfg.service.name])["services"][0]
             dep = primary_deployment(svc) or {}
             tg = aws.client("elbv2").describe_target_groups(Names=[cfg.load_balancer.target_group])["TargetGroups"][0]
             state = wait_service(
-                aws, cfg, str(dep.get("id")), str(dep.get("taskDefinition")), tg["TargetGroupArn"], deadline, reporter
+                aws,
+                cfg,
+                str(dep.get("id")),
+                str(dep.get("taskDefinition")),
+                tg["TargetGroupArn"],
+                deadline,
+                reporter,
+                events_since=dep.get("createdAt") if changed else None,
             )
             reporter.done(step, f"{state.new_running} tasks running, {state.healthy} targets healthy")
     return outputs

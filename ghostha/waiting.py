@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol, TypeVar
 
 from ghostha.aws import Aws
@@ -116,9 +117,13 @@ def wait_service(
     target_group_arn: str,
     deadline: Deadline,
     progress: Progress,
+    events_since: datetime | None = None,
 ) -> ServiceProgress:
     """Until the deployment this run started is COMPLETED, `desired_count` tasks of its revision run, and each of
-    their (instance, host port) targets is healthy. A FAILED rollout or a rollback raises RolloutFailed at once."""
+    their (instance, host port) targets is healthy. A FAILED rollout or a rollback raises RolloutFailed at once.
+
+    Service events are shown as they come: from `events_since` (when this run changed the service), else only
+    those newer than the first look."""
     ecs, elbv2 = aws.client("ecs"), aws.client("elbv2")
     seen_events: set[str] = set()
     instance_of: dict[str, str] = {}  # container instance ARN → EC2 id
@@ -132,7 +137,8 @@ def wait_service(
         for e in events:
             if e["id"] not in seen_events:
                 seen_events.add(e["id"])
-                if not first:
+                fresh = events_since is not None and e.get("createdAt") and e["createdAt"] >= events_since
+                if not first or fresh:
                     progress.event(e["message"])
         first = False
         deployments = {d["id"]: d for d in svc.get("deployments", [])}

@@ -72,6 +72,7 @@ def test_up_builds_the_story_from_the_seed(box: Sandbox, tmp_path: Path) -> None
     assert_story_done(box)
     assert "HEALTHY" in ran.out and "ghost-elb" in ran.out
     assert "(service ghost) has reached a steady state." in ran.out, "service events are shown while waiting"
+    assert "(service ghost) has started 6 tasks" in ran.out, "from the start of this run's deployment"
 
 
 def test_second_up_changes_nothing(box: Sandbox, tmp_path: Path) -> None:
@@ -81,6 +82,7 @@ def test_second_up_changes_nothing(box: Sandbox, tmp_path: Path) -> None:
     again = up(box, cfg)
     assert again.exit_code == 0, again.err
     assert "nothing to change" in again.out
+    assert "  event: " not in again.out, "old service events are not replayed as news"
     assert mutating(box.requests[start:]) == []
 
 
