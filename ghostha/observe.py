@@ -242,29 +242,45 @@ def _service(aws: Aws, cluster: str, name: str) -> Json | None:
     return services[0] if services else None
 
 
-def cluster_instances(aws: Aws, cluster: str) -> tuple[Json, ...]:
-    """Every container instance of the cluster (all pages, described in batches of 100)."""
-    ecs = aws.client("ecs")
+def listed_and_described(
+    client: Any, lister: str, key: str, describe: Callable[[list[str]], list[Json]], batch: int, **kwargs: Any
+) -> tuple[Json, ...]:
+    """Every page of a list call, then the describe call over its ARNs in batches (as large as AWS allows)."""
     arns: list[str] = []
-    for page in ecs.get_paginator("list_container_instances").paginate(cluster=cluster):
-        arns += page["containerInstanceArns"]
+    for page in client.get_paginator(lister).paginate(**kwargs):
+        arns += page[key]
     out: list[Json] = []
-    for batch in chunks(arns, 100):
-        out += ecs.describe_container_instances(cluster=cluster, containerInstances=batch)["containerInstances"]
+    for part in chunks(arns, batch):
+        out += describe(part)
     return tuple(out)
+
+
+def cluster_instances(aws: Aws, cluster: str) -> tuple[Json, ...]:
+    """Every container instance of the cluster."""
+    ecs = aws.client("ecs")
+    return listed_and_described(
+        ecs,
+        "list_container_instances",
+        "containerInstanceArns",
+        lambda arns: ecs.describe_container_instances(cluster=cluster, containerInstances=arns)["containerInstances"],
+        100,
+        cluster=cluster,
+    )
 
 
 def service_tasks(aws: Aws, cluster: str, service: str, status: str) -> tuple[Json, ...]:
-    """Every task of the service with that desired status (all pages, described in batches of 100)."""
+    """Every task of the service with that desired status."""
     ecs = aws.client("ecs")
-    arns: list[str] = []
-    kwargs = {"cluster": cluster, "serviceName": service, "desiredStatus": status}
-    for page in ecs.get_paginator("list_tasks").paginate(**kwargs):
-        arns += page["taskArns"]
-    out: list[Json] = []
-    for batch in chunks(arns, 100):
-        out += ecs.describe_tasks(cluster=cluster, tasks=batch)["tasks"]
-    return tuple(out)
+    return listed_and_described(
+        ecs,
+        "list_tasks",
+        "taskArns",
+        lambda arns: ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"],
+        100,
+        cluster=cluster,
+        serviceName=service,
+        desiredStatus=status,
+    )
 
 
 def _target_health(aws: Aws, tg_arn: str) -> tuple[Json, ...]:
@@ -390,12 +406,14 @@ class Inventory:
 
 def _cluster_services(aws: Aws, cluster: str) -> tuple[Json, ...]:
     ecs = aws.client("ecs")
-    arns: list[str] = []
-    for page in ecs.get_paginator("list_services").paginate(cluster=cluster):
-        arns += page["serviceArns"]
-    out: list[Json] = []
-    for batch in chunks(arns, 10):
-        out += ecs.describe_services(cluster=cluster, services=batch, include=["TAGS"])["services"]
+    out = listed_and_described(
+        ecs,
+        "list_services",
+        "serviceArns",
+        lambda arns: ecs.describe_services(cluster=cluster, services=arns, include=["TAGS"])["services"],
+        10,
+        cluster=cluster,
+    )
     return tuple(s for s in out if s.get("status") in ("ACTIVE", "DRAINING"))
 
 

@@ -182,6 +182,14 @@ def describe_service(box: Sandbox, cluster: str = "ghost-ha", name: str = "ghost
     return dict(box.client("ecs").describe_services(cluster=cluster, services=[name])["services"][0])
 
 
+def container_instances(box: Sandbox, cluster: str = "ghost-ha") -> list[dict[str, Any]]:
+    ecs = box.client("ecs")
+    arns = ecs.list_container_instances(cluster=cluster)["containerInstanceArns"]
+    if not arns:
+        return []
+    return list(ecs.describe_container_instances(cluster=cluster, containerInstances=arns)["containerInstances"])
+
+
 def running_tasks(box: Sandbox, cluster: str = "ghost-ha") -> list[dict[str, Any]]:
     ecs = box.client("ecs")
     arns = ecs.list_tasks(cluster=cluster)["taskArns"]

@@ -12,6 +12,7 @@ from ghostha.sandbox import hooks
 from ghostha.sandbox.server import Sandbox
 from tests.conftest import (
     capacity,
+    container_instances,
     copy_revision,
     describe_service,
     dynamic_ports_rule,
@@ -23,14 +24,6 @@ from tests.conftest import (
     targets,
     user_data,
 )
-
-
-def container_instances(box: Sandbox, cluster: str = "ghost-ha") -> list[dict[str, object]]:
-    ecs = box.client("ecs")
-    arns = ecs.list_container_instances(cluster=cluster)["containerInstanceArns"]
-    if not arns:
-        return []
-    return list(ecs.describe_container_instances(cluster=cluster, containerInstances=arns)["containerInstances"])
 
 
 def stack(box: Sandbox, count: int = 6, rule: bool = True, instance_type: str = "t3.small", **kw: object) -> str:

@@ -14,17 +14,11 @@ import pytest
 from ghostha import taskdef
 from ghostha.config import TAG_KEY
 from ghostha.sandbox.server import Sandbox
-from tests.conftest import mutating, run_cli, write_config
+from tests.conftest import container_instances, mutating, run_cli, write_config
 
 
 def up(box: Sandbox, cfg: Path, *extra: str, **kw: Any) -> Any:
     return run_cli(box, ["--config", str(cfg), "up", "--yes", *extra], **kw)
-
-
-def container_instances(box: Sandbox) -> list[dict[str, Any]]:
-    ecs = box.client("ecs")
-    arns = ecs.list_container_instances(cluster="ghost-ha")["containerInstanceArns"]
-    return list(ecs.describe_container_instances(cluster="ghost-ha", containerInstances=arns)["containerInstances"])
 
 
 def assert_story_done(box: Sandbox) -> None:
