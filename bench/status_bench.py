@@ -13,6 +13,7 @@ Run: python bench/status_bench.py [--delay-ms 50] [--large]   (the large stack t
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import statistics
 import subprocess
@@ -43,23 +44,24 @@ def deploy(box: Sandbox, instances: int, tasks: int, instance_type: str) -> Path
     data["service"]["desired_count"] = tasks
     path = Path(tempfile.mkdtemp()) / "bench.yaml"
     path.write_text(yaml.safe_dump(data))
-    from click.testing import CliRunner
-    from rich.console import Console
-
-    runtime = Runtime(clock=box.clock.seconds, sleep=box.advance, out=Console(file=open(os.devnull, "w")))  # noqa: SIM115
-    result = CliRunner().invoke(cli, ["--config", str(path), "up", "--yes", "--timeout", "7200"], obj=runtime)
+    result = run(box, ["--config", str(path), "up", "--yes", "--timeout", "7200"])
     if result.exit_code != 0:
         raise SystemExit(f"up failed ({result.exit_code}): {result.output}{result.stderr}")
     return path
 
 
-def count_calls(box: Sandbox, path: Path) -> int:
+def run(box: Sandbox, args: list[str]) -> Any:
+    """`ghostha ARGS` in-process on the sandbox's simulated time, its tables going nowhere."""
     from click.testing import CliRunner
     from rich.console import Console
 
-    runtime = Runtime(clock=box.clock.seconds, sleep=box.advance, out=Console(file=open(os.devnull, "w")))  # noqa: SIM115
+    runtime = Runtime(clock=box.clock.seconds, sleep=box.advance, out=Console(file=io.StringIO()))
+    return CliRunner().invoke(cli, args, obj=runtime)
+
+
+def count_calls(box: Sandbox, path: Path) -> int:
     start = len(box.requests)
-    CliRunner().invoke(cli, ["--config", str(path), "status"], obj=runtime)
+    run(box, ["--config", str(path), "status"])
     return len(box.requests) - start
 
 

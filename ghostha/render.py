@@ -67,6 +67,13 @@ class StepReporter:
         self._stop_live()
 
 
+def _table(title: str, columns: tuple[str, ...]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(col)
+    return table
+
+
 def status_json(report: dict[str, Any]) -> str:
     return json.dumps(report, indent=2, sort_keys=False, default=str)
 
@@ -82,9 +89,7 @@ def status_tables(report: dict[str, Any]) -> Group:
     parts.append(summary)
 
     if report["instances"]:
-        t = Table(title="instances", title_justify="left")
-        for col in ("instance", "AZ", "type", "status", "agent", "tasks", "free CPU", "free MiB"):
-            t.add_column(col)
+        t = _table("instances", ("instance", "AZ", "type", "status", "agent", "tasks", "free CPU", "free MiB"))
         for i in report["instances"]:
             t.add_row(
                 i["instance_id"],
@@ -100,9 +105,9 @@ def status_tables(report: dict[str, Any]) -> Group:
 
     svc = report["service"]
     if svc:
-        t = Table(title=f"service {svc['name']}", title_justify="left")
-        for col in ("desired", "running", "pending", "revision", "min/max %", "grace s", "placement"):
-            t.add_column(col)
+        t = _table(
+            f"service {svc['name']}", ("desired", "running", "pending", "revision", "min/max %", "grace s", "placement")
+        )
         t.add_row(
             str(svc["desired"]),
             str(svc["running"]),
@@ -113,9 +118,7 @@ def status_tables(report: dict[str, Any]) -> Group:
             ", ".join(svc["placement_strategy"]) or "-",
         )
         parts.append(t)
-        d = Table(title="deployments", title_justify="left")
-        for col in ("id", "status", "rollout", "revision", "running/desired", "failed"):
-            d.add_column(col)
+        d = _table("deployments", ("id", "status", "rollout", "revision", "running/desired", "failed"))
         for dep in svc["deployments"]:
             style = "red" if dep["rollout_state"] == "FAILED" else ""
             d.add_row(
@@ -129,9 +132,7 @@ def status_tables(report: dict[str, Any]) -> Group:
         parts.append(d)
 
     if report["tasks"]:
-        t = Table(title="tasks", title_justify="left")
-        for col in ("task", "revision", "instance", "AZ", "ports", "status", "started", "target"):
-            t.add_column(col)
+        t = _table("tasks", ("task", "revision", "instance", "AZ", "ports", "status", "started", "target"))
         for task in report["tasks"]:
             health = task["health"]
             style = "green" if health == "healthy" else "red" if health in ("unhealthy", "unregistered") else "yellow"
@@ -148,9 +149,7 @@ def status_tables(report: dict[str, Any]) -> Group:
         parts.append(t)
 
     if report["targets"]:
-        t = Table(title="targets", title_justify="left")
-        for col in ("instance", "port", "state", "reason", "task"):
-            t.add_column(col)
+        t = _table("targets", ("instance", "port", "state", "reason", "task"))
         for tgt in report["targets"]:
             task = tgt["task_id"][:8] if tgt["task_id"] else ("[red]stale: no running task[/]" if tgt["stale"] else "")
             t.add_row(tgt["instance_id"], str(tgt["port"]), tgt["state"], tgt["reason"] or "", task)
@@ -165,17 +164,12 @@ def status_tables(report: dict[str, Any]) -> Group:
             parts.append(Text(f"warning: {spread['warning']}", style="yellow"))
 
     if report["events"]:
-        t = Table(title="newest service events", title_justify="left")
-        t.add_column("at")
-        t.add_column("message")
+        t = _table("newest service events", ("at", "message"))
         for e in report["events"]:
             t.add_row((e["at"] or "")[11:19], e["message"])
         parts.append(t)
     if report["stopped_tasks"]:
-        t = Table(title="recently stopped tasks", title_justify="left")
-        t.add_column("task")
-        t.add_column("stopped")
-        t.add_column("reason")
+        t = _table("recently stopped tasks", ("task", "stopped", "reason"))
         for s in report["stopped_tasks"]:
             t.add_row(s["task_id"][:8], (s["stopped_at"] or "")[11:19], s["reason"] or "")
         parts.append(t)
@@ -186,9 +180,7 @@ def status_tables(report: dict[str, Any]) -> Group:
 
 def teardown_table(console: Console, p: TeardownPlan, dry_run: bool) -> None:
     title = "teardown (dry run: nothing was deleted)" if dry_run else "teardown"
-    table = Table(title=title, title_justify="left")
-    for col in ("resource", "name", "action", "why"):
-        table.add_column(col)
+    table = _table(title, ("resource", "name", "action", "why"))
     for item in p.items:
         action = Text(item.action, style="bold red" if item.action == "delete" else "green")
         table.add_row(item.kind, item.name, action, item.why)

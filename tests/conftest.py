@@ -265,3 +265,17 @@ def run_cli(
 
 def mutating(requests: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [r for r in requests if not r[1].startswith(("Describe", "List", "Get"))]
+
+
+def ctrl_c_on_sleep(box: Sandbox, n: int) -> Callable[[float], None]:
+    """A sleep for the runtime that lets simulated time pass, and is Ctrl-C on its n-th call."""
+    calls = 0
+
+    def sleep(seconds: float) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == n:
+            raise KeyboardInterrupt
+        box.advance(seconds)
+
+    return sleep

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ghostha.sandbox.server import Sandbox
-from tests.conftest import run_cli, write_config
+from tests.conftest import ctrl_c_on_sleep, run_cli, write_config
 
 TOP_KEYS = {"stack", "cluster", "instances", "service", "tasks", "targets", "healthy"}
 TASK_KEYS = {"task_id", "instance_id", "host_port", "last_status", "health"}
@@ -134,17 +134,8 @@ def test_no_stack_says_how_to_deploy(box: Sandbox, tmp_path: Path) -> None:
 
 
 def test_watch_redraws_until_ctrl_c(box: Sandbox, deployed: Path) -> None:
-    sleeps = 0
-
-    def sleep(seconds: float) -> None:
-        nonlocal sleeps
-        sleeps += 1
-        if sleeps == 3:
-            raise KeyboardInterrupt
-        box.advance(seconds)
-
     start = len(box.requests)
-    ran = status(box, deployed, "--watch", sleep=sleep)
+    ran = status(box, deployed, "--watch", sleep=ctrl_c_on_sleep(box, 3))
     assert ran.exit_code == 0 and "Traceback" not in ran.err
     reads = [r for r in box.requests[start:] if r[1] == "DescribeClusters"]
     assert len(reads) == 3, "the first view and two refreshes"

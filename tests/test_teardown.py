@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ghostha.sandbox.server import Sandbox
-from tests.conftest import mutating, run_cli, write_config
+from tests.conftest import ctrl_c_on_sleep, mutating, run_cli, write_config
 
 
 def inventory(box: Sandbox) -> dict[str, Any]:
@@ -124,16 +124,7 @@ def test_untagged_cluster_of_the_stack_name_is_not_deleted(box: Sandbox, tmp_pat
 def test_teardown_after_an_interrupted_up_leaves_the_account_as_seeded(box: Sandbox, tmp_path: Path) -> None:
     seeded = inventory(box)
     cfg = write_config(box, tmp_path / "g.yaml")
-    sleeps = 0
-
-    def interrupt(seconds: float) -> None:
-        nonlocal sleeps
-        sleeps += 1
-        if sleeps == 2:
-            raise KeyboardInterrupt
-        box.advance(seconds)
-
-    assert run_cli(box, ["--config", str(cfg), "up", "--yes"], sleep=interrupt).exit_code == 1
+    assert run_cli(box, ["--config", str(cfg), "up", "--yes"], sleep=ctrl_c_on_sleep(box, 2)).exit_code == 1
     ran = teardown(box, cfg, "--yes")
     assert ran.exit_code == 0, ran.err + ran.out
     assert inventory(box) == seeded
@@ -144,10 +135,7 @@ def test_interrupted_teardown_finishes_on_rerun(box: Sandbox, tmp_path: Path) ->
     cfg = write_config(box, tmp_path / "g.yaml")
     assert run_cli(box, ["--config", str(cfg), "up", "--yes"]).exit_code == 0
 
-    def interrupt(seconds: float) -> None:
-        raise KeyboardInterrupt
-
-    first = teardown(box, cfg, "--yes", sleep=interrupt)
+    first = teardown(box, cfg, "--yes", sleep=ctrl_c_on_sleep(box, 1))
     assert first.exit_code == 1 and "interrupted" in first.err
     again = teardown(box, cfg, "--yes")
     assert again.exit_code == 0, again.err + again.out

@@ -14,7 +14,7 @@ import pytest
 from ghostha import taskdef
 from ghostha.config import TAG_KEY
 from ghostha.sandbox.server import Sandbox
-from tests.conftest import container_instances, mutating, run_cli, write_config
+from tests.conftest import container_instances, ctrl_c_on_sleep, mutating, run_cli, write_config
 
 
 def up(box: Sandbox, cfg: Path, *extra: str, **kw: Any) -> Any:
@@ -313,16 +313,7 @@ def test_timeout_waiting_for_instances_exits_3_naming_causes(box: Sandbox, tmp_p
 
 def test_interrupted_up_finishes_on_rerun_without_duplicates(box: Sandbox, tmp_path: Path) -> None:
     cfg = write_config(box, tmp_path / "g.yaml")
-    calls = 0
-
-    def interrupt_on_third_sleep(seconds: float) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 3:
-            raise KeyboardInterrupt
-        box.advance(seconds)
-
-    ran = up(box, cfg, sleep=interrupt_on_third_sleep)
+    ran = up(box, cfg, sleep=ctrl_c_on_sleep(box, 3))
     assert ran.exit_code == 1 and "interrupted" in ran.err and "run the same command again" in ran.err
     again = up(box, cfg)
     assert again.exit_code == 0, again.err

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from moto.core.common_types import TYPE_RESPONSE  # noqa: F401  (kept: moto's handler module contract)
 from moto.ecs import responses as ecs_responses
 from moto.ecs.exceptions import (
     ClusterNotFoundException,
