@@ -176,9 +176,14 @@ def _confirm(app: App, question: str, yes: bool, expected: tuple[str, ...], refu
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before changing AWS.")
 @timeout_option("Seconds to wait for instances and the service.")
+@click.option(
+    "--replace-service",
+    is_flag=True,
+    help="Allow replacing the service where AWS cannot change it in place (role, launch type, a new name).",
+)
 @pass_app
 @handled
-def up(app: App, dry_run: bool, yes: bool, timeout: int) -> None:
+def up(app: App, dry_run: bool, yes: bool, timeout: int, replace_service: bool) -> None:
     """Provision (or converge) the highly available stack: cluster, two instances, host-port-0 revision,
     security-group rule, six-task service; then wait until every target is healthy."""
     from ghostha import render
@@ -188,7 +193,8 @@ def up(app: App, dry_run: bool, yes: bool, timeout: int) -> None:
     from ghostha.waiting import Deadline
 
     cfg, aws, out = app.config(), app.aws(), app.runtime.console()
-    planned = plan_up(cfg, observe(aws, cfg, "up"))
+    observed = observe(aws, cfg, "up")
+    planned = plan_up(cfg, observed, replace_service)
     render.plan(out, planned, dry_run)
     if dry_run:
         return
@@ -198,7 +204,7 @@ def up(app: App, dry_run: bool, yes: bool, timeout: int) -> None:
     deadline = Deadline(app.runtime.clock, app.runtime.sleep, timeout, cfg.poll_seconds)
     reporter = render.StepReporter(out)
     try:
-        execute(aws, cfg, planned, deadline, reporter)
+        execute(aws, cfg, planned, deadline, reporter, observed)
     finally:
         reporter.close()
     report = _status_report(app, events=5)

@@ -1,7 +1,9 @@
-"""Runs a plan step by step: one AWS call per step (or a named wait), reporting each through a `Reporter`.
+"""Runs a plan step by step, reporting each through a `Reporter`: a step is one AWS call, or a `run` (a wait, a
+rolling replacement) given by its resource module.
 
-Values that do not exist until an earlier step ran (the new revision's ARN, the service's deployment id) are
-filled in as it goes. An instance profile that is not usable yet is retried, as AWS asks.
+Values that do not exist until an earlier step ran (the new revision's ARN, the service) are filled in as it goes.
+AWS errors a step names as "not yet" (`retry_codes`) are retried within the deadline, and those that mean "already
+done" (`done_codes`) count as done. An instance profile that is not usable yet is retried, as AWS asks.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from typing import Any, Protocol
 
 from ghostha.aws import Aws
 from ghostha.config import Config
-from ghostha.errors import GhosthaError, from_boto
-from ghostha.observe import cluster_instances, service_tasks
-from ghostha.plan import Plan, Ref, Step, TeardownPlan
-from ghostha.waiting import Deadline, Progress, primary_deployment, wait_for, wait_instances, wait_service
+from ghostha.errors import error_code, from_boto
+from ghostha.observe import Observed
+from ghostha.plan import Plan, TeardownPlan
+from ghostha.resources.base import HINT, Context, Ref, Step
+from ghostha.waiting import Deadline, Progress, wait_for
 
 
 class Reporter(Progress, Protocol):
@@ -34,6 +37,7 @@ def _resolve(value: Any, outputs: dict[str, Any]) -> Any:
 
 
 def _call(aws: Aws, step: Step, params: dict[str, Any], sleep: Callable[[float], None]) -> Any:
+    """One AWS call. Returns None when AWS says its effect is already there (`done_codes`)."""
     from botocore.exceptions import ClientError
 
     assert step.service and step.operation
@@ -42,104 +46,59 @@ def _call(aws: Aws, step: Step, params: dict[str, Any], sleep: Callable[[float],
         try:
             return method(**params)
         except ClientError as exc:
+            if error_code(exc) in step.done_codes:
+                return None
             if "Invalid IAM Instance Profile" in str(exc) and attempt < 5:
                 sleep(2.0 * (attempt + 1))  # a new instance profile takes seconds to be usable
                 continue
+            if error_code(exc) in step.retry_codes:
+                raise  # the caller retries it within the deadline
             raise from_boto(exc) from None
     raise AssertionError("unreachable")
 
 
-def execute(aws: Aws, cfg: Config, plan: Plan, deadline: Deadline, reporter: Reporter) -> dict[str, Any]:
-    outputs: dict[str, Any] = {}
-    for step in plan.steps:
+def _run_call(ctx: Context, step: Step, hint: str) -> str:
+    """The step's AWS call, retried while AWS answers one of its `retry_codes`; keeps its output."""
+    from botocore.exceptions import ClientError
+
+    params = _resolve(step.params, ctx.outputs)
+    result: list[Any] = []
+
+    def attempt() -> str | None:
+        try:
+            result.append(_call(ctx.aws, step, params, ctx.deadline.sleep))
+        except ClientError as exc:
+            return f"AWS says {error_code(exc)}"  # only retry codes come back raw
+        return None
+
+    if step.retry_codes:
+        wait_for(ctx.deadline, ctx.progress, step.resource, attempt, hint)
+    elif attempt() is not None:  # pragma: no cover - attempt only returns text for retry codes
+        raise AssertionError("unreachable")
+    if step.output and result and result[-1] is not None:
+        ctx.outputs[step.output] = step.extract(result[-1]) if step.extract else result[-1]
+    return ""
+
+
+def _execute(ctx: Context, steps: tuple[Step, ...], reporter: Reporter, hint: str) -> dict[str, Any]:
+    for step in steps:
         reporter.step(step)
-        if step.mutating:
-            result = _call(aws, step, _resolve(step.params, outputs), deadline.sleep)
-            if step.output == "task_definition_arn":
-                outputs[step.output] = result["taskDefinition"]["taskDefinitionArn"]
-            elif step.output:
-                outputs[step.output] = result.get("service", result)
-            reporter.done(step)
-        elif step.action == "wait-instances":
-            found = wait_instances(aws, cfg, deadline, reporter)
-            reporter.done(step, f"{len(found)} registered")
-        elif step.action == "wait-service":
-            svc = outputs.get("service")
-            changed = svc is not None  # this run created or updated the service
-            if svc is None:
-                ecs = aws.client("ecs")
-                svc = ecs.describe_services(cluster=cfg.cluster.name, services=[cfg.service.name])["services"][0]
-            dep = primary_deployment(svc) or {}
-            tg = aws.client("elbv2").describe_target_groups(Names=[cfg.load_balancer.target_group])["TargetGroups"][0]
-            state = wait_service(
-                aws,
-                cfg,
-                str(dep.get("id")),
-                str(dep.get("taskDefinition")),
-                tg["TargetGroupArn"],
-                deadline,
-                reporter,
-                events_since=dep.get("createdAt") if changed else None,
-            )
-            reporter.done(step, f"{state.new_running} tasks running, {state.healthy} targets healthy")
-    return outputs
+        note = step.run(ctx) if step.run is not None else _run_call(ctx, step, hint)
+        reporter.done(step, note)
+    return ctx.outputs
 
 
-# --- teardown -------------------------------------------------------------------------------------------------
-
-_CLUSTER_BUSY = (
-    "ClusterContainsContainerInstancesException",
-    "ClusterContainsTasksException",
-    "ClusterContainsServicesException",
-)
+def execute(
+    aws: Aws, cfg: Config, plan: Plan, deadline: Deadline, reporter: Reporter, observed: Observed | None = None
+) -> dict[str, Any]:
+    """Run `up`'s plan. What the run `observed` first tells which events and activities are this run's: those
+    after AWS's clock then, and not already there."""
+    since = observed.observed_at if observed else None
+    known = frozenset(str(e.get("id")) for e in ((observed.service or {}) if observed else {}).get("events", []))
+    deadline.aws_start = since
+    ctx = Context(aws, cfg, deadline, reporter, since=since, known_events=known)
+    return _execute(ctx, plan.steps, reporter, "run `ghostha up` again: it picks up where it stopped")
 
 
 def execute_teardown(aws: Aws, cfg: Config, plan: TeardownPlan, deadline: Deadline, reporter: Reporter) -> None:
-    ecs = aws.client("ecs")
-    hint = "run `ghostha teardown` again: it finishes what is left"
-    cluster, service = cfg.cluster.name, cfg.service.name
-
-    def tasks_left() -> str | None:
-        running = service_tasks(aws, cluster, service, "RUNNING")
-        stopping = service_tasks(aws, cluster, service, "STOPPED")
-        left = len(running) + sum(1 for t in stopping if t.get("lastStatus") != "STOPPED")
-        return f"{left} tasks not stopped yet" if left else None
-
-    def service_left() -> str | None:
-        svcs = ecs.describe_services(cluster=cluster, services=[service])["services"]
-        live = [s for s in svcs if s.get("status") not in (None, "INACTIVE")]
-        return f"service {service} {live[0]['status']}" if live else None
-
-    def asg_left() -> str | None:
-        auto = aws.client("autoscaling")
-        groups = auto.describe_auto_scaling_groups(AutoScalingGroupNames=[cfg.asg_name])["AutoScalingGroups"]
-        return f"group {cfg.asg_name} with {len(groups[0].get('Instances', []))} instances" if groups else None
-
-    waits: dict[str, Callable[[], str | None]] = {
-        "wait-tasks-stopped": tasks_left,
-        "wait-service-inactive": service_left,
-        "wait-asg-gone": asg_left,
-    }
-
-    for step in plan.steps:
-        reporter.step(step)
-        if step.action in waits:
-            wait_for(deadline, reporter, step.resource, waits[step.action], hint)
-        elif step.action == "deregister-container-instances":
-            for arn in [ci["containerInstanceArn"] for ci in cluster_instances(aws, cluster)]:
-                _call(aws, step, {**step.params, "containerInstance": arn}, deadline.sleep)
-        elif step.action == "delete-cluster":
-
-            def delete_when_empty(step: Step = step) -> str | None:
-                try:
-                    _call(aws, step, step.params, deadline.sleep)
-                except GhosthaError as exc:
-                    if any(code in exc.message for code in _CLUSTER_BUSY):
-                        return "container instances or tasks still registered"
-                    raise
-                return None
-
-            wait_for(deadline, reporter, f"cluster {cluster} to delete", delete_when_empty, hint)
-        else:
-            _call(aws, step, step.params, deadline.sleep)
-        reporter.done(step)
+    _execute(Context(aws, cfg, deadline, reporter), plan.steps, reporter, HINT)

@@ -96,7 +96,6 @@ class Observed:
     target_health: tuple[Json, ...] = ()
     task_definition: Json | None = None  # the family's latest ACTIVE revision
     task_definition_tags: dict[str, str] = field(default_factory=dict)
-    family_revisions: tuple[str, ...] = ()  # ACTIVE revision ARNs of the family, oldest first
     instance_profile: Json | None = None
     ami_id: str | None = None
     ami_error: str | None = None
@@ -110,6 +109,9 @@ class Observed:
     tasks: tuple[Json, ...] = ()
     stopped_tasks: tuple[Json, ...] = ()
     observed_at: datetime | None = None  # AWS's clock when the snapshot was taken
+    owned_services: tuple[Json, ...] = ()  # ACTIVE/DRAINING services of the cluster carrying the stack's tag
+    instances: tuple[Json, ...] = ()  # the EC2 instances of the stack's Auto Scaling group (not terminated)
+    current_ami: str | None = None  # what the configured SSM parameter resolves to now (status)
 
     # --- predicates -----------------------------------------------------------------------------------------
 
@@ -171,14 +173,6 @@ def _task_definition(aws: Aws, family: str) -> tuple[Json | None, dict[str, str]
     if not resp:
         return None, {}
     return resp["taskDefinition"], tag_dict(resp.get("tags"))
-
-
-def _family_revisions(aws: Aws, family: str) -> tuple[str, ...]:
-    ecs = aws.client("ecs")
-    arns: list[str] = []
-    for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE"):
-        arns += [a for a in page["taskDefinitionArns"] if a.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family]
-    return tuple(arns)
 
 
 def _instance_profile(aws: Aws, name: str) -> Json | None:
@@ -283,6 +277,28 @@ def service_tasks(aws: Aws, cluster: str, service: str, status: str) -> tuple[Js
     )
 
 
+def group_instances(aws: Aws, cfg: Config) -> tuple[Json, ...]:
+    """The EC2 instances the stack's Auto Scaling group launched that are not terminated (tags, AMI, state)."""
+    ec2 = aws.client("ec2")
+    out: list[Json] = []
+    filters = [
+        {"Name": "tag:aws:autoscaling:groupName", "Values": [cfg.asg_name]},
+        {"Name": "instance-state-name", "Values": ["pending", "running", "shutting-down", "stopping", "stopped"]},
+    ]
+    for page in ec2.get_paginator("describe_instances").paginate(Filters=filters):
+        for r in page["Reservations"]:
+            out += r["Instances"]
+    return tuple(out)
+
+
+def _owned_services(aws: Aws, cfg: Config) -> tuple[Json, ...]:
+    return tuple(
+        s
+        for s in _cluster_services(aws, cfg.cluster.name, cfg.service.name)
+        if tag_dict(s.get("tags")).get(TAG_KEY) == cfg.stack
+    )
+
+
 def _target_health(aws: Aws, tg_arn: str) -> tuple[Json, ...]:
     resp = aws.client("elbv2").describe_target_health(TargetGroupArn=tg_arn)
     return tuple(resp["TargetHealthDescriptions"])
@@ -328,15 +344,19 @@ def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
         "service": lambda: _service(aws, cfg.cluster.name, cfg.service.name),
         "target_group": lambda: _target_group_and_health(aws, cfg.load_balancer.target_group),
         "container_instances": lambda: maybe(lambda: cluster_instances(aws, cfg.cluster.name)) or (),
+        "instances": lambda: group_instances(aws, cfg),
         "tasks": lambda: maybe(lambda: service_tasks(aws, cfg.cluster.name, cfg.service.name, "RUNNING")) or (),
     }
     if full:
         calls |= {
+            "owned_services": lambda: maybe(lambda: _owned_services(aws, cfg)) or (),
+            "stopped_tasks": lambda: (
+                maybe(lambda: service_tasks(aws, cfg.cluster.name, cfg.service.name, "STOPPED")) or ()
+            ),
             "load_balancer": lambda: _load_balancer_and_more(aws, cfg.load_balancer.name),
             "subnets": lambda: _subnets(aws, cfg.network.subnets),
             "security_group": lambda: _security_group(aws, cfg.network.security_group),
             "task_definition": lambda: _task_definition(aws, cfg.task.family),
-            "family_revisions": lambda: _family_revisions(aws, cfg.task.family),
             "instance_profile": lambda: _instance_profile(aws, cfg.cluster.instance_profile),
             "ami": lambda: _ami(aws, cfg.cluster.ami),
             "launch_template": lambda: _launch_template(aws, cfg.launch_template_name),
@@ -344,6 +364,8 @@ def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
         }
     else:
         calls["load_balancer"] = lambda: (_load_balancer(aws, cfg.load_balancer.name), (), ())
+        if cfg.cluster.ami.startswith("ssm:"):
+            calls["ami"] = lambda: _ami(aws, cfg.cluster.ami)
         calls["stopped_tasks"] = lambda: (
             maybe(lambda: service_tasks(aws, cfg.cluster.name, cfg.service.name, "STOPPED")) or ()
         )
@@ -365,7 +387,6 @@ def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
         target_health=health,
         task_definition=td,
         task_definition_tags=td_tags,
-        family_revisions=got.get("family_revisions", ()),
         instance_profile=got.get("instance_profile"),
         ami_id=ami_id,
         ami_error=ami_error,
@@ -378,6 +399,9 @@ def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
         service=got["service"],
         tasks=got["tasks"],
         stopped_tasks=got.get("stopped_tasks", ()),
+        owned_services=got.get("owned_services", ()),
+        instances=got["instances"],
+        current_ami=ami_id,
     )
 
 
@@ -399,12 +423,16 @@ class Inventory:
     inactive_revisions: tuple[str, ...] = ()  # INACTIVE revisions ghostha registered (deregistered, not deleted)
     load_balancer: Json | None = None
     target_group: Json | None = None
+    own_instance_ids: tuple[str, ...] = ()  # EC2 instances of the stack's group (its members, or tagged as ours)
+    standalone_tasks: tuple[str, ...] = ()  # tasks in the cluster that no service of this stack started
 
     def owned(self, tags: Any) -> bool:
         return tag_dict(tags).get(TAG_KEY) == self.stack
 
 
-def _cluster_services(aws: Aws, cluster: str) -> tuple[Json, ...]:
+def _cluster_services(aws: Aws, cluster: str, configured: str) -> tuple[Json, ...]:
+    """ACTIVE and DRAINING services of the cluster, with tags. A deleted (DRAINING) service leaves ListServices at
+    once, so the configured name is also described directly."""
     ecs = aws.client("ecs")
     out = listed_and_described(
         ecs,
@@ -414,6 +442,8 @@ def _cluster_services(aws: Aws, cluster: str) -> tuple[Json, ...]:
         10,
         cluster=cluster,
     )
+    if not any(s.get("serviceName") == configured for s in out):
+        out += tuple(ecs.describe_services(cluster=cluster, services=[configured], include=["TAGS"])["services"])
     return tuple(s for s in out if s.get("status") in ("ACTIVE", "DRAINING"))
 
 
@@ -442,7 +472,9 @@ def observe_teardown(aws: Aws, cfg: Config) -> Inventory:
     first = gather(
         {
             "cluster": lambda: _cluster(aws, cfg.cluster.name),
-            "services": lambda: maybe(lambda: _cluster_services(aws, cfg.cluster.name)) or (),
+            "services": lambda: maybe(lambda: _cluster_services(aws, cfg.cluster.name, cfg.service.name)) or (),
+            "instances": lambda: _stack_instances(aws, cfg),
+            "tasks": lambda: maybe(lambda: _cluster_task_groups(aws, cfg.cluster.name)) or (),
             "asg": lambda: _asg(aws, cfg.asg_name),
             "launch_template": lambda: _launch_template(aws, cfg.launch_template_name),
             "container_instances": lambda: maybe(lambda: cluster_instances(aws, cfg.cluster.name)) or (),
@@ -453,6 +485,10 @@ def observe_teardown(aws: Aws, cfg: Config) -> Inventory:
             "target_group": lambda: _target_group(aws, cfg.load_balancer.target_group),
         }
     )
+    members = [i["InstanceId"] for i in (first["asg"] or {}).get("Instances", [])]
+    ours = {
+        f"service:{s['serviceName']}" for s in first["services"] if tag_dict(s.get("tags")).get(TAG_KEY) == cfg.stack
+    }
     return Inventory(
         stack=cfg.stack,
         cluster=first["cluster"],
@@ -465,4 +501,33 @@ def observe_teardown(aws: Aws, cfg: Config) -> Inventory:
         inactive_revisions=tuple(a for a, t in first["inactive"] if t.get(TAG_KEY) == cfg.stack),
         load_balancer=first["load_balancer"],
         target_group=first["target_group"],
+        own_instance_ids=tuple(sorted(set(first["instances"]) | set(members))),
+        standalone_tasks=tuple(arn for arn, group in first["tasks"] if group not in ours),
     )
+
+
+def _stack_instances(aws: Aws, cfg: Config) -> tuple[str, ...]:
+    """EC2 instances (not terminated) tagged as the stack's: what the group launched, even once it is gone."""
+    ec2 = aws.client("ec2")
+    filters = [
+        {"Name": f"tag:{TAG_KEY}", "Values": [cfg.stack]},
+        {"Name": "instance-state-name", "Values": ["pending", "running", "shutting-down", "stopping", "stopped"]},
+    ]
+    ids: list[str] = []
+    for page in ec2.get_paginator("describe_instances").paginate(Filters=filters):
+        ids += [i["InstanceId"] for r in page["Reservations"] for i in r["Instances"]]
+    return tuple(ids)
+
+
+def _cluster_task_groups(aws: Aws, cluster: str) -> tuple[tuple[str, str], ...]:
+    """(task ARN, group) of every task in the cluster that is meant to run."""
+    ecs = aws.client("ecs")
+    tasks = listed_and_described(
+        ecs,
+        "list_tasks",
+        "taskArns",
+        lambda arns: ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"],
+        100,
+        cluster=cluster,
+    )
+    return tuple((str(t["taskArn"]), str(t.get("group") or "")) for t in tasks)

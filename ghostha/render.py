@@ -19,6 +19,8 @@ VERDICT_STYLE = {"HEALTHY": "bold green", "DEGRADED": "bold red", "NOT DEPLOYED"
 def plan(console: Console, p: Plan, dry_run: bool) -> None:
     for w in p.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    for n in p.notes:
+        console.print(f"[bold]note:[/] {n}", highlight=False)
     if not p.changes:
         console.print("[green]nothing to change[/]: the stack is as configured")
         return

@@ -7,15 +7,16 @@ what was still missing. Nothing here prints.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol, TypeVar
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TypeVar
 
 from ghostha.aws import Aws
 from ghostha.config import Config
-from ghostha.errors import RolloutFailed, WaitTimeout
-from ghostha.observe import Json, chunks, cluster_instances, service_tasks
+from ghostha.errors import AwsError, RolloutFailed, WaitTimeout
+from ghostha.observe import Json, chunks, cluster_instances, maybe, service_tasks
 
 T = TypeVar("T")
 
@@ -47,6 +48,14 @@ class Deadline:
     def __post_init__(self) -> None:
         self.start = self.clock()
 
+    aws_start: datetime | None = None  # AWS's clock when the run looked (see Context.since)
+
+    def aws_now(self, _svc: Json | None = None) -> datetime | None:
+        """AWS's clock now, estimated from when the run looked plus the time elapsed since on ours."""
+        if self.aws_start is None:
+            return None
+        return self.aws_start + timedelta(seconds=self.clock() - self.start)
+
     @property
     def remaining(self) -> float:
         return self.start + self.seconds - self.clock()
@@ -62,14 +71,19 @@ class Deadline:
             self.sleep(max(0.0, min(self.interval, self.remaining)))
 
 
-def wait_instances(aws: Aws, cfg: Config, deadline: Deadline, progress: Progress) -> list[Json]:
-    """Until `instance_count` container instances are ACTIVE with their agent connected."""
+def wait_instances(
+    aws: Aws, cfg: Config, deadline: Deadline, progress: Progress, fail_fast: Callable[[], None] | None = None
+) -> list[Json]:
+    """Until `instance_count` container instances are ACTIVE with their agent connected. `fail_fast` raises when
+    the instances can never come (a failed scaling activity says why)."""
     want = cfg.cluster.instance_count
     have: list[Json] = []
 
     def check() -> list[Json] | None:
         nonlocal have
-        found = cluster_instances(aws, cfg.cluster.name)
+        if fail_fast is not None:
+            fail_fast()
+        found = cluster_instances_soon(aws, cfg.cluster.name)
         have = [ci for ci in found if ci.get("status") == "ACTIVE" and ci.get("agentConnected")]
         progress.status(f"waiting for container instances in {cfg.cluster.name}: {len(have)} of {want} registered")
         return have if len(have) >= want else None
@@ -109,6 +123,29 @@ def primary_deployment(service: Json) -> Json | None:
     return next((d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"), None)
 
 
+def describe_service(aws: Aws, cfg: Config, name: str, sleep: Callable[[float], None] = time.sleep) -> Json:
+    """The service, read until AWS knows it: right after CreateService, DescribeServices may answer with
+    `failures: [{reason: MISSING}]` for a few seconds (eventual consistency). Raises if it never appears."""
+    ecs = aws.client("ecs")
+    for attempt in range(8):
+        resp = ecs.describe_services(cluster=cfg.cluster.name, services=[name])
+        services = resp.get("services") or []
+        if services:
+            return dict(services[0])
+        if attempt < 7:
+            sleep(0.25 * (attempt + 1))  # a few seconds at most
+    failures = resp.get("failures") or [{}]
+    raise AwsError(
+        f"service {name} not found in cluster {cfg.cluster.name} ({failures[0].get('reason', 'MISSING')})",
+        hint="run `ghostha up` again: it creates what is missing",
+    )
+
+
+def cluster_instances_soon(aws: Aws, cluster: str) -> tuple[Json, ...]:
+    """The cluster's container instances; none while AWS does not know the new cluster yet."""
+    return maybe(lambda: cluster_instances(aws, cluster)) or ()
+
+
 def wait_service(
     aws: Aws,
     cfg: Config,
@@ -118,28 +155,35 @@ def wait_service(
     deadline: Deadline,
     progress: Progress,
     events_since: datetime | None = None,
+    known_events: frozenset[str] = frozenset(),
 ) -> ServiceProgress:
     """Until the deployment this run started is COMPLETED, `desired_count` tasks of its revision run, and each of
-    their (instance, host port) targets is healthy. A FAILED rollout or a rollback raises RolloutFailed at once.
+    their (instance, host port) targets is healthy. Fails at once when it cannot end well: the rollout FAILED or
+    was rolled back; a task could not be placed for three polls in a row with nothing pending or stopping; a
+    target stays unhealthy past the health-check grace period.
 
-    Service events are shown as they come: from `events_since` (when this run changed the service), else only
-    those newer than the first look."""
+    Only this run's service events are shown: those at or after `events_since` (AWS's clock when the run looked),
+    else those newer than the first look; never those in `known_events` (already there when the run looked)."""
     ecs, elbv2 = aws.client("ecs"), aws.client("elbv2")
-    seen_events: set[str] = set()
+    seen_events: set[str] = set(known_events)
     instance_of: dict[str, str] = {}  # container instance ARN → EC2 id
     state = ServiceProgress(desired=cfg.service.desired_count)
     first = True
+    unplaced = 0
 
     def check() -> ServiceProgress | None:
-        nonlocal first
-        svc = ecs.describe_services(cluster=cfg.cluster.name, services=[cfg.service.name])["services"][0]
-        events = list(reversed(svc.get("events", [])[:10]))
+        nonlocal first, unplaced
+        svc = describe_service(aws, cfg, cfg.service.name, deadline.sleep)
+        events = list(reversed(svc.get("events", [])[:20]))
+        fresh_events: list[str] = []
         for e in events:
             if e["id"] not in seen_events:
                 seen_events.add(e["id"])
-                fresh = events_since is not None and e.get("createdAt") and e["createdAt"] >= events_since
-                if not first or fresh:
+                at = e.get("createdAt")
+                fresh = events_since is not None and isinstance(at, datetime) and at >= events_since
+                if (not first and events_since is None) or fresh:
                     progress.event(e["message"])
+                    fresh_events.append(e["message"])
         first = False
         deployments = {d["id"]: d for d in svc.get("deployments", [])}
         mine = deployments.get(deployment_id)
@@ -156,35 +200,148 @@ def wait_service(
             ]:
                 instance_of[ci["containerInstanceArn"]] = ci["ec2InstanceId"]
         health = elbv2.describe_target_health(TargetGroupArn=target_group_arn)["TargetHealthDescriptions"]
-        by_target = {(h["Target"]["Id"], int(h["Target"]["Port"])): h["TargetHealth"]["State"] for h in health}
+        by_target = {(h["Target"]["Id"], int(h["Target"]["Port"])): h["TargetHealth"] for h in health}
         new = [t for t in tasks if t["taskDefinitionArn"] == task_definition and t["lastStatus"] == "RUNNING"]
         healthy = 0
+        grace = float(svc.get("healthCheckGracePeriodSeconds") or 0)
+        now = deadline.aws_now(svc)
         for t in new:
             key = (instance_of.get(t.get("containerInstanceArn", ""), ""), task_host_port(t, cfg))
-            if by_target.get(key) == "healthy":
+            th = by_target.get(key) or {}
+            if th.get("State") == "healthy":
                 healthy += 1
+            elif th.get("State") == "unhealthy" and _past(t.get("startedAt"), now, grace):
+                reason = th.get("Reason") or "no reason given"
+                raise _failed(
+                    aws,
+                    cfg,
+                    svc,
+                    f"target {key[0]}:{key[1]} of task {t['taskArn'].rsplit('/', 1)[-1]} is unhealthy past the "
+                    f"{grace:g} s grace period ({reason}: {th.get('Description') or ''})".rstrip(": )")
+                    + ")",
+                )
         state.running = int(svc.get("runningCount", 0))
         state.pending = int(svc.get("pendingCount", 0))
         state.desired = int(svc.get("desiredCount", cfg.service.desired_count))
         state.new_running = len(new)
         state.healthy = healthy
         state.target_states = {}
-        for s in by_target.values():
-            state.target_states[s] = state.target_states.get(s, 0) + 1
+        for th in by_target.values():
+            state.target_states[th["State"]] = state.target_states.get(th["State"], 0) + 1
         state.rollout = (mine or primary or {}).get("rolloutState", "?")
         progress.status(state.line())
         completed = (mine or primary or {}).get("rolloutState") == "COMPLETED" and len(deployments) == 1
         if completed and len(new) == state.desired and healthy == state.desired:
             return state
+        cannot = next((m for m in fresh_events if "was unable to place a task" in m), None) or (
+            _newest_unplaceable(svc) if unplaced else None
+        )
+        stopping = service_tasks(aws, cfg.cluster.name, cfg.service.name, "STOPPED") if cannot else ()
+        if cannot and state.pending == 0 and not any(t.get("lastStatus") != "STOPPED" for t in stopping):
+            unplaced += 1
+            if unplaced >= 3:
+                raise _unplaceable(aws, cfg, svc, cannot)
+        else:
+            unplaced = 0
         return None
 
     def timeout() -> WaitTimeout:
         return WaitTimeout(
             f"timed out waiting for service {cfg.service.name}: {state.line()}",
-            hint="`ghostha status` shows the service events that explain a stall; `ghostha up` resumes the wait",
+            hint="`ghostha status` shows the service events that explain a stall; `ghostha up --timeout SECONDS` "
+            "waits longer (the timeout may be too short for a large service) and resumes the wait",
         )
 
     return deadline.poll(check, timeout)
+
+
+def _past(started: Any, now: datetime | None, grace: float) -> bool:
+    return isinstance(started, datetime) and now is not None and (now - started).total_seconds() > grace
+
+
+def _newest_unplaceable(svc: Json) -> str | None:
+    events = svc.get("events") or []
+    newest = events[0]["message"] if events else ""
+    return newest if "was unable to place a task" in newest else None
+
+
+def _unplaceable(aws: Aws, cfg: Config, svc: Json, event: str) -> RolloutFailed:
+    """Tasks that cannot be placed: the event, and each instance's free memory against one task's reservation."""
+    details = [f"event: {event}"]
+    td = svc.get("taskDefinition")
+    need = 0
+    if td:
+        tdef = aws.client("ecs").describe_task_definition(taskDefinition=td)["taskDefinition"]
+        need = sum(int(c.get("memoryReservation") or c.get("memory") or 0) for c in tdef["containerDefinitions"])
+        need = need or int(tdef.get("memory") or 0)
+    for ci in cluster_instances_soon(aws, cfg.cluster.name):
+        free = next(
+            (int(r.get("integerValue", 0)) for r in ci.get("remainingResources", []) if r["name"] == "MEMORY"), 0
+        )
+        details.append(
+            f"instance {ci['ec2InstanceId']}: {free} MiB free, {ci.get('runningTasksCount', 0)} tasks; "
+            f"a task reserves {need} MiB"
+        )
+    running, desired = int(svc.get("runningCount", 0)), int(svc.get("desiredCount", 0))
+    return RolloutFailed(
+        f"service {cfg.service.name} cannot place all its tasks: {running} of {desired} running, nothing pending",
+        hint="lower service.desired_count, raise cluster.instance_count, or use a larger cluster.instance_type; "
+        "then run `ghostha up` again",
+        details=details,
+    )
+
+
+def service_whole(aws: Aws, cfg: Config, sleep: Callable[[float], None]) -> str | None:
+    """None when the service runs its desired count with every registered non-draining target healthy; else what
+    is still missing (used while instances are drained and replaced)."""
+    svc = describe_service(aws, cfg, cfg.service.name, sleep)
+    desired, running = int(svc.get("desiredCount", 0)), int(svc.get("runningCount", 0))
+    if running < desired or int(svc.get("pendingCount", 0)) > 0:
+        return f"{running} of {desired} tasks running"
+    elbv2 = aws.client("elbv2")
+    arns = [lb["targetGroupArn"] for lb in svc.get("loadBalancers") or [] if lb.get("targetGroupArn")]
+    for arn in arns:
+        health = elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+        live = [h for h in health if h["TargetHealth"]["State"] != "draining"]
+        good = [h for h in live if h["TargetHealth"]["State"] == "healthy"]
+        if len(good) < desired or len(good) < len(live):
+            return f"{len(good)} of {desired} targets healthy"
+    return None
+
+
+def service_tasks_left(name: str, hint: str) -> Callable[[Any], str]:
+    """A step that waits until the service's tasks have all stopped (those stopping still hold their ports)."""
+
+    def run(ctx: Any) -> str:
+        cluster = ctx.cfg.cluster.name
+
+        def left() -> str | None:
+            running = maybe(lambda: service_tasks(ctx.aws, cluster, name, "RUNNING")) or ()
+            stopping = maybe(lambda: service_tasks(ctx.aws, cluster, name, "STOPPED")) or ()
+            n = len(running) + sum(1 for t in stopping if t.get("lastStatus") != "STOPPED")
+            return f"{n} tasks not stopped yet" if n else None
+
+        wait_for(ctx.deadline, ctx.progress, f"tasks of service {name}", left, hint)
+        return "stopped"
+
+    return run
+
+
+def service_gone(name: str, hint: str) -> Callable[[Any], str]:
+    """A step that waits until the deleted service is INACTIVE (or unknown)."""
+
+    def run(ctx: Any) -> str:
+        ecs = ctx.aws.client("ecs")
+
+        def left() -> str | None:
+            resp = maybe(lambda: ecs.describe_services(cluster=ctx.cfg.cluster.name, services=[name]))
+            live = [s for s in (resp or {}).get("services", []) if s.get("status") not in (None, "INACTIVE")]
+            return f"service {name} {live[0]['status']}" if live else None
+
+        wait_for(ctx.deadline, ctx.progress, f"service {name}", left, hint)
+        return "INACTIVE"
+
+    return run
 
 
 def task_host_port(task: Json, cfg: Config) -> int:
@@ -205,7 +362,10 @@ def _failed(aws: Aws, cfg: Config, svc: Json, message: str) -> RolloutFailed:
     """The failure with what explains it: newest service events and stopped tasks' reasons."""
     ecs = aws.client("ecs")
     details = [f"event: {e['message']}" for e in svc.get("events", [])[:5]]
-    arns = ecs.list_tasks(cluster=cfg.cluster.name, serviceName=cfg.service.name, desiredStatus="STOPPED")["taskArns"]
+    arns = (
+        maybe(lambda: ecs.list_tasks(cluster=cfg.cluster.name, serviceName=cfg.service.name, desiredStatus="STOPPED"))
+        or {}
+    ).get("taskArns", [])
     if arns:  # the first page is enough to explain a failure
         stopped = ecs.describe_tasks(cluster=cfg.cluster.name, tasks=arns[:100])["tasks"]
         reasons: dict[str, int] = {}

@@ -1,0 +1,83 @@
+"""The security-group rule that lets the ALB reach the dynamic host ports: TCP 32768-65535 from each of the
+load balancer's security groups into the instances' group, described and tagged. Skipped when a rule already
+covers the agent's range 32768-60999 (the user may have added one); teardown revokes only the tagged rule.
+"""
+
+from __future__ import annotations
+
+from ghostha.config import Config
+from ghostha.observe import Inventory, Json, Observed
+from ghostha.resources.base import Item, Step, aws_tags
+
+KEYS = ("network.security_group", "load_balancer.name")
+DYNAMIC_PORTS = (32768, 65535)  # the rule ghostha adds; the agent's range is 32768-60999
+AGENT_PORTS = (32768, 60999)
+
+
+def covered(sg: Json, source_group: str) -> bool:
+    """Does an ingress rule already let `source_group` reach the agent's dynamic port range?"""
+    for perm in sg.get("IpPermissions", []):
+        proto = str(perm.get("IpProtocol"))
+        if proto not in ("tcp", "6", "-1"):
+            continue
+        if proto != "-1" and not (
+            perm.get("FromPort", 0) <= AGENT_PORTS[0] and perm.get("ToPort", 0) >= AGENT_PORTS[1]
+        ):
+            continue
+        if any(p.get("GroupId") == source_group for p in perm.get("UserIdGroupPairs", [])):
+            return True
+    return False
+
+
+def plan(cfg: Config, obs: Observed) -> list[Step]:
+    assert obs.load_balancer is not None  # preflight
+    sg = obs.security_group or {}
+    steps = []
+    for lb_sg in obs.load_balancer.get("SecurityGroups", []):
+        if covered(sg, lb_sg):
+            continue
+        steps.append(
+            Step(
+                "authorize-ingress",
+                f"security group {cfg.network.security_group}",
+                f"TCP {DYNAMIC_PORTS[0]}-{DYNAMIC_PORTS[1]} from {lb_sg} (the ALB) to the dynamic host ports",
+                "ec2",
+                "authorize_security_group_ingress",
+                {
+                    "GroupId": cfg.network.security_group,
+                    "IpPermissions": [
+                        {
+                            "IpProtocol": "tcp",
+                            "FromPort": DYNAMIC_PORTS[0],
+                            "ToPort": DYNAMIC_PORTS[1],
+                            "UserIdGroupPairs": [
+                                {"GroupId": lb_sg, "Description": f"ghostha {cfg.stack}: ALB to ECS dynamic host ports"}
+                            ],
+                        }
+                    ],
+                    "TagSpecifications": [{"ResourceType": "security-group-rule", "Tags": aws_tags(cfg)}],
+                },
+                # a rule added a moment ago may not be described yet: AWS's duplicate error means it is there
+                done_codes=("InvalidPermission.Duplicate",),
+            )
+        )
+    return steps
+
+
+def teardown(cfg: Config, inv: Inventory, keep: str | None) -> tuple[list[Item], list[Step]]:
+    rule_ids = [r["SecurityGroupRuleId"] for r in inv.sg_rules]
+    if not rule_ids:
+        return [], []
+    label = f"{cfg.network.security_group}: {', '.join(rule_ids)}"
+    if keep:
+        return [Item("security-group rule", label, "leave", keep)], []
+    return [Item("security-group rule", label, "delete", "added by ghostha")], [
+        Step(
+            "revoke-ingress",
+            f"security group {cfg.network.security_group}",
+            f"rules {', '.join(rule_ids)}",
+            "ec2",
+            "revoke_security_group_ingress",
+            {"GroupId": cfg.network.security_group, "SecurityGroupRuleIds": rule_ids},
+        )
+    ]
