@@ -230,18 +230,26 @@ def plan_teardown(cfg: Config, inv: Inventory) -> TeardownPlan:
     """What teardown deletes (only what carries the stack's tag), what it leaves and why, and in which order:
     the resources of `up` in reverse."""
     foreign = [s["serviceName"] for s in inv.services if not inv.owned(s.get("tags"))]
-    keep = None  # capacity and the cluster go only when nothing else runs in the cluster
+    # the instances go only when nothing else runs on them; the cluster only when nothing else is in it
+    keep = None
     if foreign:
         keep = f"cluster {cfg.cluster.name} still runs {', '.join(foreign)}, not ghostha's"
     elif inv.standalone_tasks:
         keep = f"cluster {cfg.cluster.name} still runs {len(inv.standalone_tasks)} tasks ghostha did not start"
+    own = set(inv.own_instance_ids)
+    strangers = [ci for ci in inv.container_instances if ci.get("ec2InstanceId") not in own]
+    keep_cluster = keep or (
+        f"cluster {cfg.cluster.name} also holds {len(strangers)} container instances ghostha did not launch"
+        if strangers
+        else None
+    )
     items: list[Item] = []
     steps: list[Step] = []
     for part in (
         service.teardown(cfg, inv),
         auto_scaling_group.teardown(cfg, inv, keep),
         auto_scaling_group.deregister_instances(cfg, inv, keep),
-        cluster.teardown(cfg, inv, keep),
+        cluster.teardown(cfg, inv, keep_cluster),
         launch_template.teardown(cfg, inv, keep),
         ingress_rule.teardown(cfg, inv, keep),
         task_revision.teardown(cfg, inv),

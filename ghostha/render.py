@@ -91,12 +91,16 @@ def status_tables(report: dict[str, Any]) -> Group:
     parts.append(summary)
 
     if report["instances"]:
-        t = _table("instances", ("instance", "AZ", "type", "status", "agent", "tasks", "free CPU", "free MiB"))
+        t = _table("instances", ("instance", "AZ", "type", "AMI", "status", "agent", "tasks", "free CPU", "free MiB"))
         for i in report["instances"]:
             t.add_row(
                 i["instance_id"],
                 i["az"] or "",
                 i["instance_type"] or "",
+                Text(
+                    f"{i['ami'] or '?'}{' (old)' if i['ami_outdated'] else ''}",
+                    style="yellow" if i["ami_outdated"] else "",
+                ),
                 i["status"] or "",
                 "yes" if i["agent_connected"] else "[red]no[/]",
                 str(i["running_tasks"]),

@@ -46,9 +46,11 @@ def _resource(ci: Json, name: str, key: str = "remainingResources") -> int:
 
 def report(cfg: Config, obs: Observed, events: int = 10) -> dict[str, Any]:
     ci_by_arn = {ci["containerInstanceArn"]: ci for ci in obs.container_instances}
+    ami_of = {str(i["InstanceId"]): i.get("ImageId") for i in obs.instances}
     instances = []
     for ci in obs.container_instances:
         attrs = {a["name"]: a.get("value") for a in ci.get("attributes", [])}
+        ami = ami_of.get(ci["ec2InstanceId"]) or attrs.get("ecs.ami-id")
         instances.append(
             {
                 "instance_id": ci["ec2InstanceId"],
@@ -59,6 +61,9 @@ def report(cfg: Config, obs: Observed, events: int = 10) -> dict[str, Any]:
                 "running_tasks": int(ci.get("runningTasksCount", 0)),
                 "free_cpu": _resource(ci, "CPU"),
                 "free_memory": _resource(ci, "MEMORY"),
+                "ami": ami,
+                # launched before the SSM parameter's current AMI: replaced only when an instance is replaced
+                "ami_outdated": bool(obs.current_ami and ami and ami != obs.current_ami),
             }
         )
 
@@ -175,10 +180,17 @@ def report(cfg: Config, obs: Observed, events: int = 10) -> dict[str, Any]:
 def _verdict(
     cfg: Config, obs: Observed, service: dict[str, Any] | None, tasks: list[dict[str, Any]], svc: Json | None
 ) -> tuple[str, str, bool]:
+    """Measured against the config: a service scaled to 0 by hand is not a healthy blog."""
     if not obs.cluster_active or service is None or svc is None:
         what = "cluster" if not obs.cluster_active else "service"
         return "NOT DEPLOYED", f"no {what} {cfg.cluster.name if what == 'cluster' else cfg.service.name}", False
     reasons = []
+    if obs.load_balancer is None:
+        reasons.append(f"load balancer {cfg.load_balancer.name} not found")
+    if obs.target_group is None:
+        reasons.append(f"target group {cfg.load_balancer.target_group} not found")
+    if service["desired"] != cfg.service.desired_count:
+        reasons.append(f"service desired count is {service['desired']}, configured {cfg.service.desired_count}")
     primary = primary_deployment(svc) or {}
     for d in service["deployments"]:
         if d["rollout_state"] == "FAILED":
@@ -187,7 +199,7 @@ def _verdict(
     newest = svc.get("taskDefinition")
     current = [t for t in tasks if t["last_status"] == "RUNNING" and t["revision"] == _rev(newest)]
     good = [t for t in current if t["health"] == "healthy"]
-    desired = service["desired"]
+    desired = cfg.service.desired_count
     if len(current) < desired:
         reasons.append(f"{len(current)} of {desired} tasks running on {_rev(newest)}")
     bad = [t for t in current if t["health"] != "healthy"]
