@@ -262,9 +262,10 @@ def cluster_instances(aws: Aws, cluster: str) -> tuple[Json, ...]:
     )
 
 
-def service_tasks(aws: Aws, cluster: str, service: str, status: str) -> tuple[Json, ...]:
-    """Every task of the service with that desired status."""
+def service_tasks(aws: Aws, cluster: str, service: str | None, status: str = "RUNNING") -> tuple[Json, ...]:
+    """Every task of the service (of the whole cluster when `service` is None) with that desired status."""
     ecs = aws.client("ecs")
+    by_service = {"serviceName": service} if service else {}
     return listed_and_described(
         ecs,
         "list_tasks",
@@ -272,22 +273,25 @@ def service_tasks(aws: Aws, cluster: str, service: str, status: str) -> tuple[Js
         lambda arns: ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"],
         100,
         cluster=cluster,
-        serviceName=service,
         desiredStatus=status,
+        **by_service,
     )
 
 
 def group_instances(aws: Aws, cfg: Config) -> tuple[Json, ...]:
     """The EC2 instances the stack's Auto Scaling group launched that are not terminated (tags, AMI, state)."""
+    return _live_instances(aws, "tag:aws:autoscaling:groupName", cfg.asg_name)
+
+
+def _live_instances(aws: Aws, tag_filter: str, value: str) -> tuple[Json, ...]:
     ec2 = aws.client("ec2")
-    out: list[Json] = []
     filters = [
-        {"Name": "tag:aws:autoscaling:groupName", "Values": [cfg.asg_name]},
+        {"Name": tag_filter, "Values": [value]},
         {"Name": "instance-state-name", "Values": ["pending", "running", "shutting-down", "stopping", "stopped"]},
     ]
+    out: list[Json] = []
     for page in ec2.get_paginator("describe_instances").paginate(Filters=filters):
-        for r in page["Reservations"]:
-            out += r["Instances"]
+        out += [i for r in page["Reservations"] for i in r["Instances"]]
     return tuple(out)
 
 
@@ -508,26 +512,10 @@ def observe_teardown(aws: Aws, cfg: Config) -> Inventory:
 
 def _stack_instances(aws: Aws, cfg: Config) -> tuple[str, ...]:
     """EC2 instances (not terminated) tagged as the stack's: what the group launched, even once it is gone."""
-    ec2 = aws.client("ec2")
-    filters = [
-        {"Name": f"tag:{TAG_KEY}", "Values": [cfg.stack]},
-        {"Name": "instance-state-name", "Values": ["pending", "running", "shutting-down", "stopping", "stopped"]},
-    ]
-    ids: list[str] = []
-    for page in ec2.get_paginator("describe_instances").paginate(Filters=filters):
-        ids += [i["InstanceId"] for r in page["Reservations"] for i in r["Instances"]]
-    return tuple(ids)
+    return tuple(str(i["InstanceId"]) for i in _live_instances(aws, f"tag:{TAG_KEY}", cfg.stack))
 
 
 def _cluster_task_groups(aws: Aws, cluster: str) -> tuple[tuple[str, str], ...]:
     """(task ARN, group) of every task in the cluster that is meant to run."""
-    ecs = aws.client("ecs")
-    tasks = listed_and_described(
-        ecs,
-        "list_tasks",
-        "taskArns",
-        lambda arns: ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"],
-        100,
-        cluster=cluster,
-    )
+    tasks = service_tasks(aws, cluster, None)
     return tuple((str(t["taskArn"]), str(t.get("group") or "")) for t in tasks)

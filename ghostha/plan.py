@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ghostha import taskdef
 from ghostha.config import TAG_KEY, Config
 from ghostha.errors import OwnershipError, PreflightError
-from ghostha.observe import Inventory, Json, Observed
+from ghostha.observe import Inventory, Json, Observed, tag_dict
 from ghostha.resources import auto_scaling_group, cluster, ingress_rule, launch_template, service, task_revision
 from ghostha.resources.base import Item, Ref, Step
 
@@ -129,8 +129,10 @@ def preflight(cfg: Config, obs: Observed) -> tuple[list[str], list[str]]:
     if obs.ami_error:
         problems.append(f"{obs.ami_error}: fix cluster.ami")
     if obs.cluster is not None and not obs.cluster_owned:
+        other = tag_dict(obs.cluster.get("tags")).get(TAG_KEY)
+        whose = f"belongs to ghostha stack {other}" if other else "was not created by ghostha"
         problems.append(
-            f"cluster {cfg.cluster.name} exists but was not created by ghostha (no tag {TAG_KEY}={cfg.stack}): "
+            f"cluster {cfg.cluster.name} exists but {whose} (no tag {TAG_KEY}={cfg.stack}): "
             "choose another cluster.name; ghostha never takes over what it did not create"
         )
     if obs.service is not None and obs.service.get("status") == "DRAINING":

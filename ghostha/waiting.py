@@ -309,8 +309,9 @@ def service_whole(aws: Aws, cfg: Config, sleep: Callable[[float], None]) -> str 
     return None
 
 
-def service_tasks_left(name: str, hint: str) -> Callable[[Any], str]:
-    """A step that waits until the service's tasks have all stopped (those stopping still hold their ports)."""
+def service_tasks_left(name: str, hint: str, at_most: int = 0) -> Callable[[Any], str]:
+    """A step that waits until at most `at_most` of the service's tasks are left (stopping ones still hold their
+    memory and ports, so they count until STOPPED)."""
 
     def run(ctx: Any) -> str:
         cluster = ctx.cfg.cluster.name
@@ -319,10 +320,47 @@ def service_tasks_left(name: str, hint: str) -> Callable[[Any], str]:
             running = maybe(lambda: service_tasks(ctx.aws, cluster, name, "RUNNING")) or ()
             stopping = maybe(lambda: service_tasks(ctx.aws, cluster, name, "STOPPED")) or ()
             n = len(running) + sum(1 for t in stopping if t.get("lastStatus") != "STOPPED")
-            return f"{n} tasks not stopped yet" if n else None
+            return f"{n} tasks not stopped yet" if n > at_most else None
 
         wait_for(ctx.deadline, ctx.progress, f"tasks of service {name}", left, hint)
-        return "stopped"
+        return f"{at_most} left" if at_most else "stopped"
+
+    return run
+
+
+def healthy_tasks(aws: Aws, cfg: Config, service: str, target_group_arn: str) -> tuple[int, int]:
+    """(RUNNING tasks of the service, how many of them have a healthy target), joined by (instance, host port)."""
+    ecs = aws.client("ecs")
+    tasks = maybe(lambda: service_tasks(aws, cfg.cluster.name, service, "RUNNING")) or ()
+    running = [t for t in tasks if t.get("lastStatus") == "RUNNING"]
+    arns = sorted({t["containerInstanceArn"] for t in running if t.get("containerInstanceArn")})
+    instance_of: dict[str, str] = {}
+    for batch in chunks(arns, 100):
+        for ci in ecs.describe_container_instances(cluster=cfg.cluster.name, containerInstances=batch)[
+            "containerInstances"
+        ]:
+            instance_of[ci["containerInstanceArn"]] = ci["ec2InstanceId"]
+    health = aws.client("elbv2").describe_target_health(TargetGroupArn=target_group_arn)["TargetHealthDescriptions"]
+    good = {(h["Target"]["Id"], int(h["Target"]["Port"])) for h in health if h["TargetHealth"]["State"] == "healthy"}
+    healthy = sum(
+        1 for t in running if (instance_of.get(t.get("containerInstanceArn", ""), ""), task_host_port(t, cfg)) in good
+    )
+    return len(running), healthy
+
+
+def service_healthy_at_least(name: str, count: int, hint: str) -> Callable[[Any], str]:
+    """A step that waits until `count` tasks of the service run with healthy targets (a partial handover)."""
+
+    def run(ctx: Any) -> str:
+        tg = ctx.aws.client("elbv2").describe_target_groups(Names=[ctx.cfg.load_balancer.target_group])
+        arn = tg["TargetGroups"][0]["TargetGroupArn"]
+
+        def left() -> str | None:
+            running, healthy = healthy_tasks(ctx.aws, ctx.cfg, name, arn)
+            return None if healthy >= count else f"{healthy} of {count} healthy ({running} running)"
+
+        wait_for(ctx.deadline, ctx.progress, f"service {name} to take over", left, hint)
+        return f"{count} healthy"
 
     return run
 

@@ -243,6 +243,15 @@ def write_config(box: Sandbox, path: Path, **overrides: Any) -> Path:
     return path
 
 
+@pytest.fixture
+def deployed(box: Sandbox, tmp_path: Path) -> Path:
+    """The story's stack, deployed by `up` from the seed; returns its config file."""
+    cfg = write_config(box, tmp_path / "g.yaml")
+    ran = run_cli(box, ["--config", str(cfg), "up", "--yes"])
+    assert ran.exit_code == 0, ran.err
+    return cfg
+
+
 def run_cli(
     box: Sandbox,
     args: list[str],

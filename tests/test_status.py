@@ -8,22 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from ghostha.sandbox.server import Sandbox
 from tests.conftest import ctrl_c_on_sleep, run_cli, write_config
 
 TOP_KEYS = {"stack", "cluster", "instances", "service", "tasks", "targets", "healthy"}
 TASK_KEYS = {"task_id", "instance_id", "host_port", "last_status", "health"}
 TARGET_KEYS = {"instance_id", "port", "state", "reason"}
-
-
-@pytest.fixture
-def deployed(box: Sandbox, tmp_path: Path) -> Path:
-    cfg = write_config(box, tmp_path / "g.yaml")
-    ran = run_cli(box, ["--config", str(cfg), "up", "--yes"])
-    assert ran.exit_code == 0, ran.err
-    return cfg
 
 
 def status(box: Sandbox, cfg: Path, *args: str, **kw: Any) -> Any:

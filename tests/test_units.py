@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -174,7 +175,12 @@ def _observed(tasks: list[dict[str, Any]], deployments: list[dict[str, Any]], de
         service=service,
         tasks=tuple(tasks),
         target_health=tuple(health),
+        load_balancer={"LoadBalancerName": "ghost-elb", "DNSName": "ghost-elb.example"},
+        target_group={"TargetGroupName": "ghost-tg", "TargetGroupArn": "arn:tg"},
     )
+
+
+CFG4 = dataclasses.replace(CFG, service=dataclasses.replace(CFG.service, desired_count=4))
 
 
 def test_verdict_names_a_failed_rollout_and_the_revision_rolled_back_to() -> None:
@@ -183,7 +189,7 @@ def test_verdict_names_a_failed_rollout_and_the_revision_rolled_back_to() -> Non
         {"id": "d2", "status": "PRIMARY", "rolloutState": "IN_PROGRESS", "taskDefinition": "arn:x/ghost:2"},
         {"id": "d3", "status": "ACTIVE", "rolloutState": "FAILED", "taskDefinition": "arn:x/ghost:3"},
     ]
-    r = report(CFG, _observed(tasks, deps))
+    r = report(CFG4, _observed(tasks, deps))
     assert r["verdict"] == "DEGRADED" and "rollout FAILED, rolled back to ghost:2" in r["reason"]
     assert r["healthy"] is False
 
@@ -191,7 +197,7 @@ def test_verdict_names_a_failed_rollout_and_the_revision_rolled_back_to() -> Non
 def test_spread_warns_when_one_instance_holds_more_than_its_share() -> None:
     tasks = [_task(i, "i-1", 32768 + i) for i in range(3)] + [_task(9, "i-2", 32768)]
     deps = [{"id": "d2", "status": "PRIMARY", "rolloutState": "COMPLETED", "taskDefinition": "arn:x/ghost:2"}]
-    r = report(CFG, _observed(tasks, deps))
+    r = report(CFG4, _observed(tasks, deps))
     assert r["verdict"] == "HEALTHY"
     assert r["spread"]["warning"] and "i-1 runs 3 tasks" in r["spread"]["warning"]
 

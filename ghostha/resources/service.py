@@ -9,6 +9,7 @@ After a rollout that failed, a config that is right starts a fresh deployment (f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from ghostha.config import TAG_KEY, Config
 from ghostha.errors import OwnershipError
 from ghostha.observe import Inventory, Json, Observed
 from ghostha.resources.base import HINT, Change, Context, Item, Ref, Step, diff_fields, ecs_tags, short
+from ghostha.waiting import service_gone, service_healthy_at_least, service_tasks_left
 
 KEYS = (
     "service.name",
@@ -29,6 +31,7 @@ KEYS = (
 )
 SPREAD = (("spread", "attribute:ecs.availability-zone"), ("spread", "instanceId"))
 SERVICE_LINKED = "AWSServiceRoleForECS"
+HINT_UP = "run `ghostha up --replace-service` again: it picks up where it stopped"
 
 
 @dataclass(frozen=True)
@@ -215,6 +218,19 @@ def plan(cfg: Config, obs: Observed, task_definition: str | Ref, replace: bool) 
         if hard:
             steps += _delete_steps(cfg, name, int(svc.get("desiredCount", 0)))
             svc = None
+    keep = 0
+    for old in others:  # hand over from the old name: keep minimum healthy, free room for the new tasks
+        keep = math.ceil(int(old.get("desiredCount", 0)) * cfg.service.minimum_healthy_percent / 100)
+        if int(old.get("desiredCount", 0)) > keep:
+            steps.append(_scale(cfg, str(old["serviceName"]), keep))
+        steps.append(
+            Step(
+                "wait-tasks-stopped",
+                f"tasks of service {old['serviceName']}",
+                f"down to {keep}",
+                run=service_tasks_left(str(old["serviceName"]), HINT_UP, keep),
+            )
+        )
     if svc is None:
         steps.append(
             Step(
@@ -257,6 +273,17 @@ def plan(cfg: Config, obs: Observed, task_definition: str | Ref, replace: bool) 
                     extract=lambda r: r["service"],
                 )
             )
+    if others and keep:
+        steps.append(
+            Step(
+                "wait-handover",
+                f"service {name}",
+                f"{want.desired_count - keep} tasks healthy before the old service goes",
+                run=service_healthy_at_least(name, want.desired_count - keep, HINT_UP),
+            )
+        )
+    for old in others:
+        steps += _delete_steps(cfg, str(old["serviceName"]), keep)
     steps.append(
         Step(
             "wait-service",
@@ -265,8 +292,6 @@ def plan(cfg: Config, obs: Observed, task_definition: str | Ref, replace: bool) 
             run=wait_service_step,
         )
     )
-    for old in others:
-        steps += _delete_steps(cfg, str(old["serviceName"]), int(old.get("desiredCount", 0)))
     return ServicePlan(steps, notes, others)
 
 
@@ -305,20 +330,7 @@ def wait_service_step(ctx: Context) -> str:
 
 def _delete_steps(cfg: Config, name: str, desired_count: int) -> list[Step]:
     """Scale to 0, wait for the tasks to stop, delete, wait until INACTIVE: each with this service's own name."""
-    from ghostha.waiting import service_gone, service_tasks_left
-
-    steps = []
-    if desired_count > 0:
-        steps.append(
-            Step(
-                "scale-service",
-                f"service {name}",
-                "desired count → 0",
-                "ecs",
-                "update_service",
-                {"cluster": cfg.cluster.name, "service": name, "desiredCount": 0},
-            )
-        )
+    steps = [_scale(cfg, name, 0)] if desired_count > 0 else []
     steps += [
         Step("wait-tasks-stopped", f"tasks of service {name}", "stopped", run=service_tasks_left(name, HINT)),
         Step(
@@ -334,9 +346,18 @@ def _delete_steps(cfg: Config, name: str, desired_count: int) -> list[Step]:
     return steps
 
 
-def teardown(cfg: Config, inv: Inventory) -> tuple[list[Item], list[Step]]:
-    from ghostha.waiting import service_gone
+def _scale(cfg: Config, name: str, count: int) -> Step:
+    return Step(
+        "scale-service",
+        f"service {name}",
+        f"desired count → {count}",
+        "ecs",
+        "update_service",
+        {"cluster": cfg.cluster.name, "service": name, "desiredCount": count},
+    )
 
+
+def teardown(cfg: Config, inv: Inventory) -> tuple[list[Item], list[Step]]:
     items: list[Item] = []
     steps: list[Step] = []
     for s in inv.services:

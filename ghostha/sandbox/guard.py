@@ -3,7 +3,8 @@
 - CreateService keeps what moto drops (placement strategy, deployment configuration, grace period, managed tags),
   rejects a second ACTIVE service of the same name, and checks the target group as AWS does (exists, type
   `instance` for bridge mode, attached to a load balancer). Its deployment starts IN_PROGRESS with no tasks.
-- UpdateService rolls out: a new task definition (or forceNewDeployment) starts a new PRIMARY deployment.
+- UpdateService rolls out: a new task definition, new load balancers (or forceNewDeployment) start a new PRIMARY
+  deployment.
 - DeleteService leaves the service DRAINING (the simulation makes it INACTIVE once its tasks stopped).
 - DeleteCluster is refused while services, container instances or tasks remain.
 - ListTasks honours serviceName and lists RUNNING tasks unless asked otherwise; it and
@@ -142,7 +143,14 @@ def update_service(self: Any) -> Any:
     new_td = svc.task_definition
     if p.get("taskDefinition"):
         new_td = self.ecs_backend.describe_task_definition(p["taskDefinition"]).arn
-    if new_td != svc.task_definition or p.get("forceNewDeployment"):
+    new_lbs = False
+    if p.get("loadBalancers") is not None and p["loadBalancers"] != svc.load_balancers:
+        # UpdateService: "When you add, update, or remove a load balancer configuration, Amazon ECS starts new
+        # tasks with the updated Elastic Load Balancing configuration, and then stops the old tasks"
+        _check_target_groups(self, p["loadBalancers"], new_td)
+        svc.load_balancers = p["loadBalancers"]
+        new_lbs = True
+    if new_td != svc.task_definition or p.get("forceNewDeployment") or new_lbs:
         for dep in svc.deployments:
             dep["status"] = "ACTIVE"
         svc.task_definition = new_td
