@@ -178,37 +178,23 @@ def _trace_calls(client: Any, service: str, trace: Callable[[AwsCall], None], re
     def started(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         context["ghostha_trace"] = {"params": key_params(params), "start": time.monotonic()}
 
-    def done(http_response: Any, parsed: Any, model: Any, context: dict[str, Any], **_: Any) -> None:
+    def emit(event_name: str, state: dict[str, Any], since: str = "start", **fields: Any) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
+        trace(AwsCall(service, operation, state["params"], time.monotonic() - state[since], **fields))
+
+    def done(http_response: Any, parsed: Any, context: dict[str, Any], event_name: str, **_: Any) -> None:
         state = context.get("ghostha_trace") or {"params": "", "start": time.monotonic()}
         meta = parsed.get("ResponseMetadata", {}) if isinstance(parsed, dict) else {}
         error = None
         if getattr(http_response, "status_code", 200) >= 300:
             error = str((parsed.get("Error") or {}).get("Code") or f"HTTP {http_response.status_code}")
-        trace(
-            AwsCall(
-                service,
-                model.name,
-                state["params"],
-                time.monotonic() - state["start"],
-                request_id=_request_id(parsed, http_response),
-                error=error,
-                retries=int(meta.get("RetryAttempts") or 0),
-            )
-        )
+        retries = int(meta.get("RetryAttempts") or 0)
+        emit(event_name, state, request_id=_request_id(parsed, http_response), error=error, retries=retries)
 
-    def failed(exception: Exception, context: dict[str, Any], **kwargs: Any) -> None:
+    def failed(exception: Exception, context: dict[str, Any], event_name: str, **_: Any) -> None:
         state = context.get("ghostha_trace") or {"params": "", "start": time.monotonic()}
-        operation = str(kwargs.get("event_name", "")).rsplit(".", 1)[-1]
-        trace(
-            AwsCall(
-                service,
-                operation,
-                state["params"],
-                time.monotonic() - state["start"],
-                error=f"{type(exception).__name__}: {exception}",
-                retries=max(0, int((context.get("retries") or {}).get("attempt", 1)) - 1),
-            )
-        )
+        retries = max(0, int((context.get("retries") or {}).get("attempt", 1)) - 1)
+        emit(event_name, state, error=f"{type(exception).__name__}: {exception}", retries=retries)
 
     def answered(context: dict[str, Any], exception: Any, response_dict: Any, **_: Any) -> None:
         state = context.get("ghostha_trace")
@@ -218,33 +204,21 @@ def _trace_calls(client: Any, service: str, trace: Callable[[AwsCall], None], re
         if exception is not None:
             state["last"] = f"{type(exception).__name__}"
         elif status >= 300:
-            body = (response_dict or {}).get("body", b"")
-            state["last"] = f"HTTP {status}"
-            code = _error_code_in(body)
-            if code:
-                state["last"] += f" {code}"
+            code = _error_code_in((response_dict or {}).get("body", b""))
+            state["last"] = f"HTTP {status} {code}" if code else f"HTTP {status}"
         else:
             state["last"] = None
         state["answered"] = time.monotonic()
 
-    def sending(request: Any, **kwargs: Any) -> None:
+    def sending(request: Any, event_name: str, **_: Any) -> None:
         context = getattr(request, "context", {}) or {}
         state = context.get("ghostha_trace")
-        attempt = int((context.get("retries") or {}).get("attempt", 1))
+        retries = context.get("retries") or {}
+        attempt = int(retries.get("attempt", 1))
         if state is None or attempt <= 1:
             return
-        operation = str(kwargs.get("event_name", "")).rsplit(".", 1)[-1]
-        trace(
-            AwsCall(
-                service,
-                operation,
-                state["params"],
-                time.monotonic() - state.get("answered", state["start"]),
-                error=state.get("last"),
-                retry=attempt,
-                max_attempts=int((context.get("retries") or {}).get("max", 0)),
-            )
-        )
+        max_attempts = int(retries.get("max", 0))
+        emit(event_name, state, "answered", error=state.get("last"), retry=attempt, max_attempts=max_attempts)
 
     events.register("before-parameter-build", started)
     events.register("after-call", done)

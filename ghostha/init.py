@@ -191,8 +191,9 @@ def _instance_security_group(
     alb = set(alb_groups)
     alb_text = ", ".join(alb_groups) or "none"
 
-    def label(gid: str) -> str:
-        return f"{gid} ({by_id[gid].get('GroupName', '')})" if gid in by_id else gid
+    def choose(gids: list[str], source: str, among: str = "") -> tuple[str, str, str | None]:
+        listed = ", ".join(f"{g} ({by_id[g].get('GroupName', '')})" for g in gids)
+        return TODO, source, f"choose the instances' security group{among}: {listed}"
 
     if old is not None and old.instances:
         used = sorted({g["GroupId"] for inst in old.instances for g in inst.get("SecurityGroups", [])} & set(by_id))
@@ -202,30 +203,17 @@ def _instance_security_group(
         if len(admitting) == 1:
             return admitting[0], f"used by {old.instances_source}; admits the ALB's group {alb_text}", None
         if used:
-            return (
-                TODO,
-                f"{old.instances_source} use {len(used)} groups",
-                (
-                    "choose the instances' security group among those the old instances use: "
-                    + ", ".join(label(g) for g in used)
-                ),
-            )
+            return choose(used, f"{old.instances_source} use {len(used)} groups", " among the old instances' ones")
     candidates = sorted(gid for gid, g in by_id.items() if gid not in alb and _admits(g, alb))
     if len(candidates) == 1:
         return candidates[0], f"in {vpc}, its ingress admits the ALB's security group {alb_text}", None
     if candidates:
-        return (
-            TODO,
-            f"{len(candidates)} groups in {vpc} admit the ALB's security group {alb_text}",
-            ("choose the instances' security group: " + ", ".join(label(g) for g in candidates)),
-        )
+        return choose(candidates, f"{len(candidates)} groups in {vpc} admit the ALB's security group {alb_text}")
     return (
         TODO,
         f"no security group in {vpc} admits the ALB's security group {alb_text}",
-        (
-            f"create a security group in {vpc} for the instances (ghostha adds the rule admitting the ALB), "
-            "and put its id here"
-        ),
+        f"create a security group in {vpc} for the instances (ghostha adds the rule admitting the ALB), "
+        "and put its id here",
     )
 
 
