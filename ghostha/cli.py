@@ -51,7 +51,10 @@ class Runtime:
         if self.err is None:
             from rich.console import Console
 
-            self.err = Console(stderr=True, no_color=self.no_color or None)
+            # stderr bound now when it is not a terminal: a Live display on a terminal stdout would otherwise
+            # route what is printed here (the -v trace) to stdout while it runs
+            file = None if sys.stderr.isatty() else sys.stderr
+            self.err = Console(stderr=True, file=file, no_color=self.no_color or None)
         return self.err
 
     def ask(self, prompt: str) -> str:
