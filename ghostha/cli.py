@@ -328,7 +328,13 @@ def teardown(app: App, dry_run: bool, yes: bool, timeout: int) -> None:
 @click.option("--target-group", metavar="NAME", help="Its target group [default: the one attached to the ALB].")
 @click.option("--family", metavar="NAME", help="Task definition family [default: the old service's, or ghost].")
 @click.option("--from-service", metavar="CLUSTER/SERVICE", help="The service running the blog today, to copy from.")
-@click.option("--stack", default="ghost-ha", show_default=True, help="Stack name (names and tags what ghostha makes).")
+@click.option(
+    "--stack",
+    metavar="NAME",
+    default="ghost-ha",
+    show_default=True,
+    help="Stack name (names and tags what ghostha makes).",
+)
 @click.option(
     "--output",
     "-o",
