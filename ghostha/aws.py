@@ -11,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -60,6 +62,8 @@ class Aws:
     region: str | None = None
     endpoint_url: str | None = None
     max_attempts: int = 5
+    trace: Callable[[AwsCall], None] | None = None  # -v: told of every call as it completes
+    trace_retries: bool = False  # -vv: told of every retry botocore makes, too
     _session: boto3.Session | None = field(default=None, repr=False)
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -103,8 +107,132 @@ class Aws:
                     endpoint_url=self.endpoint,
                     config=cfg,
                 )
+                if self.trace is not None:
+                    _trace_calls(self._clients[service], service, self.trace, self.trace_retries)
             return self._clients[service]
 
     @property
     def region_name(self) -> str | None:
         return self.session().region_name
+
+
+# --- -v / -vv: every call as it completes, and every retry ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AwsCall:
+    """One AWS call as it completed (or one retry botocore is about to make, when `retry` is set)."""
+
+    service: str
+    operation: str
+    params: str  # the key parameters, short
+    seconds: float  # from the call to its answer, retries included; for a retry: the wait before it
+    request_id: str | None = None
+    error: str | None = None  # AWS's error code, or the exception, when the call failed
+    retries: int = 0
+    retry: int = 0  # for a retry: the number of the attempt about to be made
+    max_attempts: int = 0
+
+
+_SHORT = 64
+
+
+def _short(value: Any) -> str | None:
+    """A parameter value as a short text; None when it is a structure (shown as `…`)."""
+    if isinstance(value, bool | int | float):
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    if isinstance(value, str):
+        text = value.split(":", 5)[5] if value.startswith("arn:") and value.count(":") >= 5 else value
+        return text if len(text) <= _SHORT else text[: _SHORT - 1] + "…"  # an ARN's resource part tells it apart
+    return None
+
+
+def key_params(params: dict[str, Any]) -> str:
+    """The parameters a reader needs to tell calls apart: scalars and short lists of scalars in full (long
+    strings cut), structures as `…` (they may hold user data or environment variables)."""
+    parts: list[str] = []
+    for key, value in params.items():
+        text = _short(value)
+        if text is None and isinstance(value, list) and all(_short(v) is not None for v in value):
+            shown = [str(_short(v)) for v in value[:3]]
+            more = f", +{len(value) - 3}" if len(value) > 3 else ""
+            text = "[" + ", ".join(shown) + more + "]"
+        parts.append(f"{key}={text if text is not None else '…'}")
+    return " ".join(parts)
+
+
+def _request_id(parsed: Any, http: Any) -> str | None:
+    meta = parsed.get("ResponseMetadata", {}) if isinstance(parsed, dict) else {}
+    rid = meta.get("RequestId")
+    if not rid and http is not None:
+        headers = getattr(http, "headers", {}) or {}
+        rid = headers.get("x-amzn-requestid") or headers.get("x-amz-request-id")
+    return str(rid) if rid else None
+
+
+def _trace_calls(client: Any, service: str, trace: Callable[[AwsCall], None], retries: bool) -> None:
+    """Hook botocore's events of one client: the parameters as given, the answer, and (when `retries`) each
+    new attempt after a failed one. Everything is kept in the call's own context, so threads do not mix."""
+    events = client.meta.events
+
+    def started(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["ghostha_trace"] = {"params": key_params(params), "start": time.monotonic()}
+
+    def emit(event_name: str, state: dict[str, Any], since: str = "start", **fields: Any) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
+        trace(AwsCall(service, operation, state["params"], time.monotonic() - state[since], **fields))
+
+    def done(http_response: Any, parsed: Any, context: dict[str, Any], event_name: str, **_: Any) -> None:
+        state = context.get("ghostha_trace") or {"params": "", "start": time.monotonic()}
+        meta = parsed.get("ResponseMetadata", {}) if isinstance(parsed, dict) else {}
+        error = None
+        if getattr(http_response, "status_code", 200) >= 300:
+            error = str((parsed.get("Error") or {}).get("Code") or f"HTTP {http_response.status_code}")
+        retries = int(meta.get("RetryAttempts") or 0)
+        emit(event_name, state, request_id=_request_id(parsed, http_response), error=error, retries=retries)
+
+    def failed(exception: Exception, context: dict[str, Any], event_name: str, **_: Any) -> None:
+        state = context.get("ghostha_trace") or {"params": "", "start": time.monotonic()}
+        retries = max(0, int((context.get("retries") or {}).get("attempt", 1)) - 1)
+        emit(event_name, state, error=f"{type(exception).__name__}: {exception}", retries=retries)
+
+    def answered(context: dict[str, Any], exception: Any, response_dict: Any, **_: Any) -> None:
+        state = context.get("ghostha_trace")
+        if state is None:
+            return
+        status = (response_dict or {}).get("status_code", 0)
+        if exception is not None:
+            state["last"] = f"{type(exception).__name__}"
+        elif status >= 300:
+            code = _error_code_in((response_dict or {}).get("body", b""))
+            state["last"] = f"HTTP {status} {code}" if code else f"HTTP {status}"
+        else:
+            state["last"] = None
+        state["answered"] = time.monotonic()
+
+    def sending(request: Any, event_name: str, **_: Any) -> None:
+        context = getattr(request, "context", {}) or {}
+        state = context.get("ghostha_trace")
+        retries = context.get("retries") or {}
+        attempt = int(retries.get("attempt", 1))
+        if state is None or attempt <= 1:
+            return
+        max_attempts = int(retries.get("max", 0))
+        emit(event_name, state, "answered", error=state.get("last"), retry=attempt, max_attempts=max_attempts)
+
+    events.register("before-parameter-build", started)
+    events.register("after-call", done)
+    events.register("after-call-error", failed)
+    if retries:
+        events.register("response-received", answered)
+        events.register("before-send", sending)
+
+
+def _error_code_in(body: Any) -> str | None:
+    """AWS's error code in an error response body (JSON `__type`/`code` or XML `<Code>`), if any."""
+    import re
+
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+    json_code = r'"(?:__type|code)"\s*:\s*"(?:[^"#]*#)?([^"]+)"'
+    match = re.search(json_code, text) or re.search(r"<Code>([^<]+)</Code>", text)
+    return match.group(1) if match else None

@@ -38,19 +38,23 @@ class Runtime:
     out: Console | None = None
     err: Console | None = None
     confirm: Callable[[str], str] | None = None
+    no_color: bool = False  # --no-color; rich itself honours NO_COLOR and colours only a terminal
 
     def console(self) -> Console:
         if self.out is None:
             from rich.console import Console
 
-            self.out = Console()
+            self.out = Console(no_color=self.no_color or None)
         return self.out
 
     def err_console(self) -> Console:
         if self.err is None:
             from rich.console import Console
 
-            self.err = Console(stderr=True)
+            # stderr bound now when it is not a terminal: a Live display on a terminal stdout would otherwise
+            # route what is printed here (the -v trace) to stdout while it runs
+            file = None if sys.stderr.isatty() else sys.stderr
+            self.err = Console(stderr=True, file=file, no_color=self.no_color or None)
         return self.err
 
     def ask(self, prompt: str) -> str:
@@ -66,6 +70,7 @@ class App:
     region: str | None
     endpoint_url: str | None
     runtime: Runtime
+    verbose: int = 0
     _config: Config | None = field(default=None, repr=False)
     _aws: Aws | None = field(default=None, repr=False)
 
@@ -86,7 +91,25 @@ class App:
                 region=self.region or cfg.region,
                 endpoint_url=self.endpoint_url or cfg.endpoint_url,
             )
+            self._trace(self._aws)
         return self._aws
+
+    def account_aws(self) -> Aws:
+        """AWS from the command line and AWS's usual chain alone, without a config file (for `init`)."""
+        from ghostha.aws import Aws
+
+        aws = Aws(profile=self.profile, region=self.region, endpoint_url=self.endpoint_url)
+        self._trace(aws)
+        return aws
+
+    def _trace(self, aws: Aws) -> None:
+        """-v: every AWS call on stderr as it completes; -vv: botocore's retries too."""
+        if self.verbose:
+            from ghostha import render
+
+            err = self.runtime.err_console()
+            aws.trace = lambda call: render.aws_call(err, call)
+            aws.trace_retries = self.verbose > 1
 
 
 def _fail(runtime: Runtime, exc: GhosthaError) -> None:
@@ -135,6 +158,13 @@ def handled(func: F) -> F:
 @click.option("--profile", metavar="NAME", help="AWS profile to use.")
 @click.option("--region", metavar="NAME", help="AWS region (overrides the config).")
 @click.option("--endpoint-url", metavar="URL", help="AWS endpoint, e.g. a local sandbox (overrides the config).")
+@click.option(
+    "--verbose",
+    "-v",
+    count=True,
+    help="Show every AWS call on stderr as it completes (-vv: and botocore's retries).",
+)
+@click.option("--no-color", is_flag=True, help="No colour (also: the NO_COLOR variable; colour only on a terminal).")
 @click.version_option(__version__, prog_name="ghostha")
 @click.pass_context
 def cli(
@@ -143,10 +173,13 @@ def cli(
     profile: str | None,
     region: str | None,
     endpoint_url: str | None,
+    verbose: int,
+    no_color: bool,
 ) -> None:
     """Run a highly available Ghost blog on AWS ECS behind an Application Load Balancer."""
     runtime = ctx.obj if isinstance(ctx.obj, Runtime) else Runtime()
-    ctx.obj = App(config_path, profile, region, endpoint_url, runtime)
+    runtime.no_color = runtime.no_color or no_color
+    ctx.obj = App(config_path, profile, region, endpoint_url, runtime, verbose)
 
 
 pass_app = click.make_pass_decorator(App)
@@ -285,6 +318,69 @@ def teardown(app: App, dry_run: bool, yes: bool, timeout: int) -> None:
     finally:
         reporter.close()
     out.print(f"[bold green]stack {cfg.stack} torn down[/]; left in place: what the table marks leave")
+
+
+# --- init -----------------------------------------------------------------------------------------------
+
+
+@cli.command("init")
+@click.option("--load-balancer", metavar="NAME", help="The blog's ALB [default: the only one in the region].")
+@click.option("--target-group", metavar="NAME", help="Its target group [default: the one attached to the ALB].")
+@click.option("--family", metavar="NAME", help="Task definition family [default: the old service's, or ghost].")
+@click.option("--from-service", metavar="CLUSTER/SERVICE", help="The service running the blog today, to copy from.")
+@click.option(
+    "--stack",
+    metavar="NAME",
+    default="ghost-ha",
+    show_default=True,
+    help="Stack name (names and tags what ghostha makes).",
+)
+@click.option(
+    "--output",
+    "-o",
+    metavar="PATH",
+    help="Where to write [default: --config, $GHOSTHA_CONFIG or ./ghostha.yaml]; - for stdout.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing file.")
+@pass_app
+@handled
+def init_command(
+    app: App,
+    load_balancer: str | None,
+    target_group: str | None,
+    family: str | None,
+    from_service: str | None,
+    stack: str,
+    output: str | None,
+    force: bool,
+) -> None:
+    """Write a commented config from what the account holds (describe/list calls only). Exit 1 when a value
+    needs your choice (marked TODO in the file), 2 when a name given does not exist."""
+    from ghostha import init, render
+    from ghostha.config import resolve_path
+
+    path = None if output == "-" else Path(output) if output else resolve_path(app.config_path)
+    if path is not None and path.exists() and not force:
+        init.write(path, "", force=False)  # refuses, naming --force
+    init.check_stack(stack)
+    draft = init.discover(app.account_aws(), load_balancer, target_group, family, from_service, stack)
+    given = {"--load-balancer": load_balancer, "--target-group": target_group, "--family": family}
+    given |= {"--from-service": from_service, "--stack": None if stack == "ghost-ha" else stack}
+    command = " ".join(["ghostha init", *(f"{k} {v}" for k, v in given.items() if v)])
+    text = init.render_config(draft, command)
+    init.check(draft, text, str(path or "<stdout>"))
+    if path is None:
+        click.echo(text, nl=False)
+    else:
+        init.write(path, text, force)
+    render.init_written(app.runtime.err_console() if path is None else app.runtime.console(), path, draft)
+    if draft.todos:
+        where = path or "the config"
+        raise GhosthaError(
+            f"{where} has {len(draft.todos)} value(s) marked TODO that need your choice",
+            details=draft.todos,
+            hint=f"edit {where}, then run `ghostha{'' if path is None else f' --config {path}'} up --dry-run`",
+        )
 
 
 # --- sandbox --------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -12,6 +12,12 @@ from rich.table import Table
 from rich.text import Text
 
 from ghostha.plan import Plan, Step, TeardownPlan
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ghostha.aws import AwsCall
+    from ghostha.init import Draft
 
 VERDICT_STYLE = {"HEALTHY": "bold green", "DEGRADED": "bold red", "NOT DEPLOYED": "bold yellow"}
 
@@ -191,3 +197,29 @@ def teardown_table(console: Console, p: TeardownPlan, dry_run: bool) -> None:
         action = Text(item.action, style="bold red" if item.action == "delete" else "green")
         table.add_row(item.kind, item.name, action, item.why)
     console.print(table)
+
+
+def aws_call(console: Console, call: AwsCall) -> None:
+    """-v: one line per AWS call as it completes (and, with -vv, per retry), on the stderr console."""
+    if call.retry:
+        of = f" of {call.max_attempts}" if call.max_attempts else ""
+        after = f" after {call.error}" if call.error else ""
+        line = f"aws retry: {call.service} {call.operation} attempt {call.retry}{of}{after}"
+        line += f" (waited {call.seconds:.2f} s)"
+    else:
+        outcome = f" → {call.error}" if call.error else ""
+        retries = f" after {call.retries} retries" if call.retries else ""
+        line = (
+            f"aws: {call.service} {call.operation} {call.params}{outcome}".rstrip()
+            + f" [{call.seconds * 1000:.0f} ms{retries}, request {call.request_id or '-'}]"
+        )
+    console.print(Text(line, style="dim"), soft_wrap=True)
+
+
+def init_written(console: Console, path: Path | None, draft: Draft) -> None:
+    """What `init` wrote, and the next step."""
+    where = f"account {draft.account} in {draft.region}" if draft.account else str(draft.region)
+    console.print(f"config {'written to ' + str(path) if path else 'written'} from {where}", highlight=False)
+    if not draft.todos:
+        flag = f" --config {path}" if path is not None and str(path) != "ghostha.yaml" else ""
+        console.print(f"next: ghostha{flag} up --dry-run, then ghostha{flag} up", highlight=False)
