@@ -205,40 +205,50 @@ def _tg_deregister_terminated(self: Any, instance_ids: list[str]) -> None:
 
 
 def _asg_launch(self: Any, count_needed: int, propagated_tags: dict[str, str]) -> None:
+    """Launch as Auto Scaling does: each launch an activity, a launch EC2 would refuse a Failed one (retried
+    later), the template's `resolve:ssm:` image resolved, its instance profile and metadata options applied."""
     from moto.autoscaling.models import ASG_NAME_TAG, InstanceState
 
+    from ghostha.sandbox import scaling
+
+    if not scaling.may_launch(self):
+        return
     ec2 = self.autoscaling_backend.ec2_backend
     propagated_tags[ASG_NAME_TAG] = self.name
     propagated_tags.update(self.instance_tags)
     subnet_ids = [s for s in (self.vpc_zone_identifier or "").split(",") if s]
     launch_template = None
-    profile: dict[str, str] = {}
+    data: dict[str, Any] = {"ImageId": self.image_id}
     if self.ec2_launch_template:
-        if self.ec2_launch_template.id:
-            launch_template = {"LaunchTemplateId": self.ec2_launch_template.id}
-        else:
-            launch_template = {"LaunchTemplateName": self.ec2_launch_template.name}
-        data = ec2._get_template_from_args(launch_template).data
-        profile = data.get("IamInstanceProfile") or {}
+        version = self.ec2_launch_template.get_version(self.launch_template_version)
+        launch_template = {"LaunchTemplateId": self.ec2_launch_template.id, "Version": str(version.number)}
+        data = version.data
     elif self.launch_config is not None and self.launch_config.iam_instance_profile:
-        profile = {"Name": self.launch_config.iam_instance_profile}
+        data["IamInstanceProfile"] = {"Name": self.launch_config.iam_instance_profile}
+    profile = data.get("IamInstanceProfile") or {}
     for _ in range(count_needed):
+        live = len(self.active_instances())
+        image_id, problem = scaling.launch_problem(self, data)
+        if problem is not None or image_id is None:
+            scaling.launch_failed(self, live, problem or "")
+            return
         kwargs: dict[str, Any] = {
             "instance_type": self.instance_type,
             "tags": {"instance": dict(propagated_tags)},
             "launch_config": self.launch_config,
             "launch_template": launch_template,
             "is_instance_type_default": False,
+            "metadata_options": data.get("MetadataOptions") or {},
         }
         if subnet_ids:
             # the subnet with the fewest of this group's live instances: round-robin over the AZs
-            live = [s.instance.subnet_id for s in self.instance_states if s.instance.state == "running"]
-            subnet_id = min(subnet_ids, key=lambda s: (live.count(s), subnet_ids.index(s)))
+            used = [s.instance.subnet_id for s in self.active_instances()]
+            subnet_id = min(subnet_ids, key=lambda s: (used.count(s), subnet_ids.index(s)))
             kwargs["subnet_id"] = subnet_id
             kwargs["placement"] = ec2.get_subnet(subnet_id).availability_zone
         else:
             kwargs["placement"] = self.availability_zones[0]
-        reservation = ec2.run_instances(self.image_id, 1, self.user_data, self.security_groups, **kwargs)
+        reservation = ec2.run_instances(image_id, 1, self.user_data, self.security_groups, **kwargs)
         for instance in reservation.instances:
             instance.autoscaling_group = self
             if profile:
@@ -249,8 +259,13 @@ def _asg_launch(self: Any, count_needed: int, propagated_tags: dict[str, str]) -
                         iam_instance_profile_arn=profile.get("Arn"),
                     )
             self.instance_states.append(
-                InstanceState(instance, protected_from_scale_in=self.new_instances_protected_from_scale_in)
+                InstanceState(
+                    instance,
+                    lifecycle_state="Pending",
+                    protected_from_scale_in=self.new_instances_protected_from_scale_in,
+                )
             )
+            scaling.launched(self, instance, live)
 
 
 def pin_task_states() -> None:

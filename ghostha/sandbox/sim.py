@@ -34,6 +34,7 @@ from moto.ecs.models import ecs_backends
 from moto.elbv2.models import elbv2_backends
 from moto.moto_api._internal import mock_random
 
+from ghostha.sandbox import scaling
 from ghostha.sandbox.clock import SimClock
 from ghostha.sandbox.hooks import instance_profile_of, target_key, user_data_text
 
@@ -143,7 +144,7 @@ class Simulator:
             ecs = ecs_backends[ACCOUNT][region]
             elbv2 = elbv2_backends[ACCOUNT][region]
             self._by_id = None
-            self._asg(region)
+            self._asg(region, now)
             self._agent(ec2, ecs, now)
             self._tasks(ecs, elbv2, now)
             self._targets(ec2, elbv2, now)
@@ -153,13 +154,19 @@ class Simulator:
 
     # --- Auto Scaling ------------------------------------------------------------------------------------
 
-    def _asg(self, region: str) -> None:
+    def _asg(self, region: str, now: float) -> None:
         if ACCOUNT not in autoscaling_backends or region not in autoscaling_backends[ACCOUNT]:
             return
         for group in list(autoscaling_backends[ACCOUNT][region].autoscaling_groups.values()):
-            live = [s for s in group.instance_states if s.instance.state in ("pending", "running")]
-            if len(live) != len(group.instance_states):
-                group.instance_states = live
+            scaling.advance(group, now)
+            # an instance terminated through EC2 leaves the group; one the group terminates stays until it is gone
+            kept = [
+                s
+                for s in group.instance_states
+                if s.lifecycle_state == "Terminating" or s.instance.state in ("pending", "running")
+            ]
+            if len(kept) != len(group.instance_states):
+                group.instance_states = kept
             missing = (group.desired_capacity or 0) - len(group.active_instances())
             if missing > 0:
                 group.replace_autoscaling_group_instances(missing, group.get_propagated_tags())
