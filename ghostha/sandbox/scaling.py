@@ -223,10 +223,7 @@ def describe_scaling_activities(self: Any) -> Any:
     name = self._get_param("AutoScalingGroupName")
     ids = set(self._get_param("ActivityIds", []) or [])
     groups = self.autoscaling_backend.autoscaling_groups
-    if name:
-        found = [groups[name]] if name in groups else []
-    else:
-        found = list(groups.values())
+    found = [g for g in groups.values() if not name or g.name == name]
     acts = sorted((a for g in found for a in activities(g)), key=lambda a: a["StartTime"], reverse=True)
     if ids:
         acts = [a for a in acts if a["ActivityId"] in ids]
@@ -288,7 +285,10 @@ def terminate_instance_in_auto_scaling_group(self: Any) -> Any:
             if state.instance.id != instance_id or state.lifecycle_state == "Terminating":
                 continue
             before = int(group.desired_capacity or 0)
-            cause = f"At {_stamp(clock().now())} instance {instance_id} was taken out of service in response to a user request"
+            cause = (
+                f"At {_stamp(clock().now())} instance {instance_id} was taken out of service in response to a "
+                "user request"
+            )
             if decrement:
                 if before <= int(group.min_size or 0):
                     raise ValidationError(
