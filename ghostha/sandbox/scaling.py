@@ -33,6 +33,7 @@ from moto.moto_api._internal import mock_random
 from moto.ssm.models import ssm_backends
 
 from ghostha.sandbox.clock import SimClock
+from ghostha.sandbox.hooks import replace_handlers
 
 # An instance is InService about when it has booted, which is also when the sandbox's ECS agent registers it
 # (sim.BOOT_SECONDS): so once the container instances are there, their launches have succeeded.
@@ -322,8 +323,5 @@ def install(sim_clock: SimClock) -> None:
     """Patch moto's Auto Scaling handlers (idempotent); activities are stamped with `sim_clock`."""
     global CLOCK
     CLOCK = sim_clock
-    for name, func in PATCHES.items():
-        if name not in _original:
-            _original[name] = getattr(Response, name)
-            setattr(Response, name, func)
+    replace_handlers(Response, PATCHES, _original)
     FakeAutoScalingGroup.active_instances = active_instances  # type: ignore[method-assign]
