@@ -174,6 +174,23 @@ def test_an_update_retries_a_failed_launch_at_once(box: Sandbox) -> None:
     assert len(group(box, name)["Instances"]) == 1
 
 
+def test_an_instance_terminated_through_ec2_leaves_with_an_activity_and_is_replaced(box: Sandbox) -> None:
+    """EC2 Auto Scaling User Guide, "Health checks for instances in an Auto Scaling group": an instance that is
+    terminated or stopped is unhealthy and replaced; its activity's Cause reads "At <time> an instance was taken
+    out of service in response to an EC2 health check indicating it has been terminated or stopped." (as real
+    activity histories quoted in public write-ups show it)."""
+    name = capacity(box)
+    settle(box, 30)
+    victim = group(box, name)["Instances"][0]["InstanceId"]
+    box.client("ec2").terminate_instances(InstanceIds=[victim])
+    box.advance(1)
+    [gone] = [a for a in activities(box, name) if a["Description"] == f"Terminating EC2 instance: {victim}"]
+    assert gone["StatusCode"] == "Successful"
+    assert gone["Cause"].endswith("in response to an EC2 health check indicating it has been terminated or stopped.")
+    assert activities(box, name)[0]["Description"].startswith("Launching a new EC2 instance: i-")
+    assert victim not in {i["InstanceId"] for i in group(box, name)["Instances"]}
+
+
 # --- 2. resolve:ssm image ids ----------------------------------------------------------------------------
 
 

@@ -94,6 +94,7 @@ REQUIRED: list[tuple[Any, str, str]] = [
     (asg_models, "InstanceState", "class"),
     (asg_models, "ASG_NAME_TAG", "object"),
     (FakeAutoScalingGroup, "get_propagated_tags", "method"),
+    (asg_models.AutoScalingBackend, "notify_terminate_instances", "method"),
     (ec2_launch_templates.LaunchTemplate, "get_version", "method"),
     (ec2_instances.InstanceBackend, "run_instances", "method"),
     (ec2_instances.InstanceBackend, "terminate_instances", "method"),
@@ -327,12 +328,12 @@ def _asg_launch(self: Any, count_needed: int, propagated_tags: dict[str, str]) -
             scaling.launched(self, instance, live)
 
 
-def replace_handlers(response: Any, patches: dict[str, Any], original: dict[str, Any]) -> None:
-    """Put `patches` in place of a moto response class's request handlers, once; `original` keeps moto's own."""
+def replace_handlers(cls: Any, patches: dict[str, Any], original: dict[str, Any]) -> None:
+    """Put `patches` in place of a moto class's methods (request handlers), once; `original` keeps moto's own."""
     for name, func in patches.items():
         if name not in original:
-            original[name] = getattr(response, name)
-            setattr(response, name, func)
+            original[name] = getattr(cls, name)
+            setattr(cls, name, func)
 
 
 def pin_task_states() -> None:

@@ -7,7 +7,8 @@ deletions, and the errors AWS gives while a group is busy.
   an instance profile IAM does not know, creates no instance: a `Failed` activity with EC2's message. The group
   tries again after `RETRY_SECONDS`, doubling up to `RETRY_MAX_SECONDS` (an update of the group retries at once).
 - A terminated instance (TerminateInstanceInAutoScalingGroup, ForceDelete) is `shutting-down` for
-  `TERMINATE_SECONDS`, then `terminated`; its activity is `InProgress` until then.
+  `TERMINATE_SECONDS`, then `terminated`; its activity is `InProgress` until then. One terminated through EC2
+  (moto: at once) leaves the group with a Successful terminating activity, and is replaced.
 - DeleteAutoScalingGroup(ForceDelete=True) leaves the group `Status: "Delete in progress"` until its instances
   are terminated, then it is gone. Without ForceDelete, AWS refuses while activities are in progress
   (ScalingActivityInProgress) or instances remain (ResourceInUse).
@@ -26,7 +27,7 @@ from typing import Any
 
 from moto.autoscaling import responses as asg_responses
 from moto.autoscaling.exceptions import AutoscalingClientError, ValidationError
-from moto.autoscaling.models import FakeAutoScalingGroup
+from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup
 from moto.core.responses import ActionResult, EmptyResult
 from moto.iam.models import iam_backends
 from moto.moto_api._internal import mock_random
@@ -319,9 +320,23 @@ def active_instances(self: Any) -> list[Any]:
     return [s for s in self.instance_states if s.lifecycle_state in ("Pending", "InService")]
 
 
+def notify_terminate_instances(self: Any, instance_ids: list[str]) -> None:
+    """An instance terminated through EC2 leaves its group (and is replaced) with a terminating activity."""
+    for group in self.autoscaling_groups.values():
+        for state in group.instance_states:
+            if state.instance.id in instance_ids and state.lifecycle_state != "Terminating":
+                cause = (
+                    f"At {_stamp(clock().now())} an instance was taken out of service in response to an EC2 health "
+                    "check indicating it has been terminated or stopped."
+                )
+                finish(record(group, f"Terminating EC2 instance: {state.instance.id}", cause, state.instance))
+    _original["notify_terminate_instances"](self, instance_ids)
+
+
 def install(sim_clock: SimClock) -> None:
     """Patch moto's Auto Scaling handlers (idempotent); activities are stamped with `sim_clock`."""
     global CLOCK
     CLOCK = sim_clock
     replace_handlers(Response, PATCHES, _original)
     FakeAutoScalingGroup.active_instances = active_instances  # type: ignore[method-assign]
+    replace_handlers(AutoScalingBackend, {"notify_terminate_instances": notify_terminate_instances}, _original)
