@@ -53,6 +53,10 @@ def box(sandbox_server: Sandbox) -> Sandbox:
     return sandbox_server
 
 
+# the ECS-optimized AMI as EC2 resolves it at each launch (moto bundles the parameter)
+ECS_AMI = "resolve:ssm:/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
+
+
 def user_data(cluster: str | None) -> str:
     text = "#!/bin/bash\n" + (f"echo ECS_CLUSTER={cluster} >> /etc/ecs/ecs.config\n" if cluster else "")
     return base64.b64encode(text.encode()).decode()
@@ -71,7 +75,7 @@ def capacity(
     if create_cluster:
         box.client("ecs").create_cluster(clusterName=cluster)
     data: dict[str, Any] = {
-        "ImageId": "ami-12c6146b",
+        "ImageId": ECS_AMI,
         "InstanceType": instance_type,
         "UserData": user_data(cluster),
         "SecurityGroupIds": [box.seeded.instance_sg],

@@ -27,6 +27,7 @@ from moto.ecs.exceptions import (
 )
 from moto.elbv2.models import elbv2_backends
 
+from ghostha.sandbox.hooks import replace_handlers
 from ghostha.sandbox.sim import Simulator, new_deployment
 
 Response = ecs_responses.EC2ContainerServiceResponse
@@ -270,7 +271,4 @@ def install(sim: Simulator) -> None:
     """Patch moto's ECS handlers (idempotent); `sim` is the simulation they act through."""
     global SIM
     SIM = sim
-    for name, func in PATCHES.items():
-        if name not in _original:
-            _original[name] = getattr(Response, name)
-            setattr(Response, name, func)
+    replace_handlers(Response, PATCHES, _original)

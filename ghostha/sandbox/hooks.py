@@ -1,9 +1,13 @@
 """Where the sandbox reaches into moto's internals, and the check that those internals are still there.
 
 moto models a target group's targets by instance id alone, so `(i-1, 32769)` replaces `(i-1, 32768)`, and every
-target is `healthy` the instant it is registered. The Auto Scaling group puts every instance in its first subnet
-and drops the launch template's instance profile. ECS tasks drift one state towards STOPPED each time they are
+target is `healthy` the instant it is registered. The Auto Scaling group puts every instance in its first subnet,
+drops the launch template's instance profile and metadata options, launches a `resolve:ssm:` image id as the
+literal string, and records no scaling activity. ECS tasks drift one state towards STOPPED each time they are
 described. The patches below fix exactly these; the simulation (sim.py) drives the rest through moto's backends.
+
+Auto Scaling's own request handlers are replaced in scaling.py (activities, deletion, busy-group errors); the
+launch hook below records each launch there, resolves `resolve:ssm:` image ids and refuses what EC2 refuses.
 
 Everything in moto that the sandbox touches is listed in `REQUIRED`: `check()` verifies it, so that a moto
 upgrade that moves it fails loudly with a message instead of silently breaking the simulation.
@@ -18,12 +22,20 @@ from importlib.metadata import version
 from typing import Any
 
 try:
+    from moto.autoscaling import exceptions as asg_exceptions
+    from moto.autoscaling import models as asg_models
+    from moto.autoscaling import responses as asg_responses
     from moto.autoscaling.models import FakeAutoScalingGroup
+    from moto.ec2.models import amis as ec2_amis
     from moto.ec2.models import ec2_backends
+    from moto.ec2.models import instances as ec2_instances
+    from moto.ec2.models import launch_templates as ec2_launch_templates
     from moto.ecs import models as ecs_models
     from moto.ecs import responses as ecs_responses
     from moto.elbv2 import models as elbv2_models
+    from moto.iam import models as iam_models
     from moto.moto_api import state_manager
+    from moto.ssm import models as ssm_models
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError("the ghostha sandbox needs moto's server extra: pip install 'ghostha[sandbox]'") from exc
 
@@ -64,6 +76,32 @@ REQUIRED: list[tuple[Any, str, str]] = [
         )
     ],
     (ecs_responses, "ActionResult", "class"),
+    # Auto Scaling (scaling.py and the launch hook)
+    *[
+        (asg_responses.AutoScalingResponse, name, "method")
+        for name in (
+            "describe_scaling_activities",
+            "delete_auto_scaling_group",
+            "update_auto_scaling_group",
+            "set_desired_capacity",
+            "terminate_instance_in_auto_scaling_group",
+            "_get_param",
+            "_get_bool_param",
+        )
+    ],
+    (asg_exceptions, "AutoscalingClientError", "class"),
+    (asg_exceptions, "ValidationError", "class"),
+    (asg_models, "InstanceState", "class"),
+    (asg_models, "ASG_NAME_TAG", "object"),
+    (FakeAutoScalingGroup, "get_propagated_tags", "method"),
+    (asg_models.AutoScalingBackend, "notify_terminate_instances", "method"),
+    (ec2_launch_templates.LaunchTemplate, "get_version", "method"),
+    (ec2_instances.InstanceBackend, "run_instances", "method"),
+    (ec2_instances.InstanceBackend, "terminate_instances", "method"),
+    (iam_models.IAMBackend, "get_instance_profiles", "method"),
+    (iam_models, "iam_backends", "object"),
+    (ssm_models.SimpleSystemManagerBackend, "get_parameter", "method"),
+    (ssm_models, "ssm_backends", "object"),
 ]
 
 # Constructor parameters the simulation passes by name.
@@ -73,6 +111,7 @@ REQUIRED_PARAMS: list[tuple[Any, set[str]]] = [
         {"cluster", "task_definition", "container_instance_arn", "resource_requirements", "backend", "group"},
     ),
     (elbv2_models.FakeHealthStatus.__init__, {"instance_id", "port", "health_port", "status", "reason"}),
+    (asg_models.InstanceState.__init__, {"instance", "lifecycle_state", "protected_from_scale_in"}),
 ]
 
 # Instance attributes of moto's models that the simulation reads or writes.
@@ -94,6 +133,21 @@ REQUIRED_ATTRS: dict[str, set[str]] = {
     },
     "ContainerInstance": {"ec2_instance_id", "status", "registered_resources", "remaining_resources"},
     "FakeTargetGroup": {"targets", "port", "vpc_id", "load_balancer_arns"},
+    "FakeAutoScalingGroup": {
+        "autoscaling_backend",
+        "instance_states",
+        "desired_capacity",
+        "min_size",
+        "max_size",
+        "vpc_zone_identifier",
+        "ec2_launch_template",
+        "launch_template_version",
+        "launch_config",
+    },
+    "InstanceState": {"instance", "lifecycle_state"},
+    # the EC2 instance's state object (set to shutting-down by hand) and the options run_instances passes on
+    "Instance": {"_state", "metadata_options"},
+    "AmiBackend": {"amis"},
 }
 
 
@@ -114,6 +168,12 @@ def check() -> list[str]:
         "Task": inspect.getsource(ecs_models.Task.__init__),
         "ContainerInstance": inspect.getsource(ecs_models.ContainerInstance.__init__),
         "FakeTargetGroup": inspect.getsource(elbv2_models.FakeTargetGroup.__init__),
+        "FakeAutoScalingGroup": inspect.getsource(FakeAutoScalingGroup.__init__)
+        + inspect.getsource(FakeAutoScalingGroup._set_launch_configuration)
+        + inspect.getsource(FakeAutoScalingGroup.set_desired_capacity),
+        "InstanceState": inspect.getsource(asg_models.InstanceState.__init__),
+        "Instance": inspect.getsource(ec2_instances.Instance.__init__),
+        "AmiBackend": inspect.getsource(ec2_amis.AmiBackend.__init__),
     }
     for cls, attrs in REQUIRED_ATTRS.items():
         for attr in sorted(attrs):
@@ -205,40 +265,50 @@ def _tg_deregister_terminated(self: Any, instance_ids: list[str]) -> None:
 
 
 def _asg_launch(self: Any, count_needed: int, propagated_tags: dict[str, str]) -> None:
+    """Launch as Auto Scaling does: each launch an activity, a launch EC2 would refuse a Failed one (retried
+    later), the template's `resolve:ssm:` image resolved, its instance profile and metadata options applied."""
     from moto.autoscaling.models import ASG_NAME_TAG, InstanceState
 
+    from ghostha.sandbox import scaling
+
+    if not scaling.may_launch(self):
+        return
     ec2 = self.autoscaling_backend.ec2_backend
     propagated_tags[ASG_NAME_TAG] = self.name
     propagated_tags.update(self.instance_tags)
     subnet_ids = [s for s in (self.vpc_zone_identifier or "").split(",") if s]
     launch_template = None
-    profile: dict[str, str] = {}
+    data: dict[str, Any] = {"ImageId": self.image_id}
     if self.ec2_launch_template:
-        if self.ec2_launch_template.id:
-            launch_template = {"LaunchTemplateId": self.ec2_launch_template.id}
-        else:
-            launch_template = {"LaunchTemplateName": self.ec2_launch_template.name}
-        data = ec2._get_template_from_args(launch_template).data
-        profile = data.get("IamInstanceProfile") or {}
+        version = self.ec2_launch_template.get_version(self.launch_template_version)
+        launch_template = {"LaunchTemplateId": self.ec2_launch_template.id, "Version": str(version.number)}
+        data = version.data
     elif self.launch_config is not None and self.launch_config.iam_instance_profile:
-        profile = {"Name": self.launch_config.iam_instance_profile}
+        data["IamInstanceProfile"] = {"Name": self.launch_config.iam_instance_profile}
+    profile = data.get("IamInstanceProfile") or {}
     for _ in range(count_needed):
+        live = len(self.active_instances())
+        image_id, problem = scaling.launch_problem(self, data)
+        if problem is not None or image_id is None:
+            scaling.launch_failed(self, live, problem or "")
+            return
         kwargs: dict[str, Any] = {
             "instance_type": self.instance_type,
             "tags": {"instance": dict(propagated_tags)},
             "launch_config": self.launch_config,
             "launch_template": launch_template,
             "is_instance_type_default": False,
+            "metadata_options": data.get("MetadataOptions") or {},
         }
         if subnet_ids:
             # the subnet with the fewest of this group's live instances: round-robin over the AZs
-            live = [s.instance.subnet_id for s in self.instance_states if s.instance.state == "running"]
-            subnet_id = min(subnet_ids, key=lambda s: (live.count(s), subnet_ids.index(s)))
+            used = [s.instance.subnet_id for s in self.active_instances()]
+            subnet_id = min(subnet_ids, key=lambda s: (used.count(s), subnet_ids.index(s)))
             kwargs["subnet_id"] = subnet_id
             kwargs["placement"] = ec2.get_subnet(subnet_id).availability_zone
         else:
             kwargs["placement"] = self.availability_zones[0]
-        reservation = ec2.run_instances(self.image_id, 1, self.user_data, self.security_groups, **kwargs)
+        reservation = ec2.run_instances(image_id, 1, self.user_data, self.security_groups, **kwargs)
         for instance in reservation.instances:
             instance.autoscaling_group = self
             if profile:
@@ -249,8 +319,21 @@ def _asg_launch(self: Any, count_needed: int, propagated_tags: dict[str, str]) -
                         iam_instance_profile_arn=profile.get("Arn"),
                     )
             self.instance_states.append(
-                InstanceState(instance, protected_from_scale_in=self.new_instances_protected_from_scale_in)
+                InstanceState(
+                    instance,
+                    lifecycle_state="Pending",
+                    protected_from_scale_in=self.new_instances_protected_from_scale_in,
+                )
             )
+            scaling.launched(self, instance, live)
+
+
+def replace_handlers(cls: Any, patches: dict[str, Any], original: dict[str, Any]) -> None:
+    """Put `patches` in place of a moto class's methods (request handlers), once; `original` keeps moto's own."""
+    for name, func in patches.items():
+        if name not in original:
+            original[name] = getattr(cls, name)
+            setattr(cls, name, func)
 
 
 def pin_task_states() -> None:

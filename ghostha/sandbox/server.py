@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from ghostha.sandbox import guard, hooks
+from ghostha.sandbox import guard, hooks, scaling
 from ghostha.sandbox.clock import SimClock
 from ghostha.sandbox.seed import Seeded, seed
 from ghostha.sandbox.sim import Simulator
@@ -81,6 +81,7 @@ class Sandbox:
                 return format_datetime(clock.now(), usegmt=True)
 
         hooks.install()
+        scaling.install(self.clock)
         guard.install(self.sim)
         moto_app = DomainDispatcherApplication(create_backend_app)
         self._server = make_server(

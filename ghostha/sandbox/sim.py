@@ -15,6 +15,10 @@ Rules (each small and honest; times are simulated seconds):
 - After the health-check grace period a task whose target is unhealthy is stopped and replaced; with the
   deployment circuit breaker on, enough such failures mark the rollout FAILED and roll back.
 - Rolling updates honour minimum healthy / maximum percent; DRAINING services stop their tasks, then go INACTIVE.
+- A DRAINING container instance gets no new task; its PENDING service tasks stop at once and its RUNNING ones are
+  replaced elsewhere like an old deployment's (replacements first within maximum percent, stops within minimum
+  healthy percent). ACTIVE again, it is placeable again.
+- Auto Scaling (scaling.py): activities, failed launches, slow terminations and deletions; see that module.
 Service events are worded as ECS words them, newest first.
 """
 
@@ -34,6 +38,7 @@ from moto.ecs.models import ecs_backends
 from moto.elbv2.models import elbv2_backends
 from moto.moto_api._internal import mock_random
 
+from ghostha.sandbox import scaling
 from ghostha.sandbox.clock import SimClock
 from ghostha.sandbox.hooks import instance_profile_of, target_key, user_data_text
 
@@ -143,7 +148,7 @@ class Simulator:
             ecs = ecs_backends[ACCOUNT][region]
             elbv2 = elbv2_backends[ACCOUNT][region]
             self._by_id = None
-            self._asg(region)
+            self._asg(region, now)
             self._agent(ec2, ecs, now)
             self._tasks(ecs, elbv2, now)
             self._targets(ec2, elbv2, now)
@@ -153,13 +158,19 @@ class Simulator:
 
     # --- Auto Scaling ------------------------------------------------------------------------------------
 
-    def _asg(self, region: str) -> None:
+    def _asg(self, region: str, now: float) -> None:
         if ACCOUNT not in autoscaling_backends or region not in autoscaling_backends[ACCOUNT]:
             return
         for group in list(autoscaling_backends[ACCOUNT][region].autoscaling_groups.values()):
-            live = [s for s in group.instance_states if s.instance.state in ("pending", "running")]
-            if len(live) != len(group.instance_states):
-                group.instance_states = live
+            scaling.advance(group, now)
+            # an instance terminated through EC2 leaves the group; one the group terminates stays until it is gone
+            kept = [
+                s
+                for s in group.instance_states
+                if s.lifecycle_state == "Terminating" or s.instance.state in ("pending", "running")
+            ]
+            if len(kept) != len(group.instance_states):
+                group.instance_states = kept
             missing = (group.desired_capacity or 0) - len(group.active_instances())
             if missing > 0:
                 group.replace_autoscaling_group_instances(missing, group.get_propagated_tags())
@@ -462,8 +473,18 @@ class Simulator:
         dc = getattr(svc, "deployment_configuration", None) or {}
         max_total = math.floor(desired * int(dc.get("maximumPercent", 200)) / 100)
         min_healthy = math.ceil(desired * int(dc.get("minimumHealthyPercent", 100)) / 100)
-        new = [t for t in tasks if t.started_by == primary["id"]]
-        old = [t for t in tasks if t.started_by != primary["id"]]
+        # a DRAINING instance's tasks: PENDING ones stop at once, RUNNING ones are replaced like an old deployment's
+        draining = {
+            ci_arn(ci): ci.id
+            for ci in ecs.container_instances.get(svc.cluster_name, {}).values()
+            if ci.status == "DRAINING"
+        }
+        leaving = [t for t in tasks if t.container_instance_arn in draining]
+        for task in [t for t in leaving if t.last_status == "PENDING"]:
+            self.stop_task(ecs, task, drained_reason(draining[task.container_instance_arn]))
+            tasks.remove(task)
+        new = [t for t in tasks if t.started_by == primary["id"] and t not in leaving]
+        old = [t for t in tasks if t.started_by != primary["id"] or t in leaving]
 
         # launch tasks of the primary deployment
         if primary.get("rolloutState") != "FAILED":
@@ -490,7 +511,8 @@ class Simulator:
             if len(new_healthy) >= desired or task not in healthy or len(healthy) - 1 >= min_healthy:
                 if task in healthy:
                     healthy.remove(task)
-                self.stop_task(ecs, task, reason)
+                ci_id = draining.get(task.container_instance_arn)
+                self.stop_task(ecs, task, drained_reason(ci_id) if ci_id else reason)
                 stopped.append(task)
         surplus = len(new) - desired
         if surplus > 0:
@@ -750,6 +772,10 @@ class Simulator:
                         r["integerValue"] = mem - sum(n.memory for n in needs)
                     elif r["name"] == "PORTS":
                         r["stringSetValue"] = sorted(str(p) for p in self._used_ports(on))
+
+
+def drained_reason(container_instance_id: str) -> str:
+    return f"Service scheduler: (container-instance {container_instance_id}) is DRAINING"
 
 
 def _spread_key(field: str, instances: dict[str, Any]) -> Any:
