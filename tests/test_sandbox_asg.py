@@ -469,3 +469,26 @@ def test_draining_stops_pending_tasks_at_once_and_active_makes_it_placeable_agai
     box.advance(5)
     on_leaving = [t for t in running_tasks(box) if t["containerInstanceArn"] == leaving["containerInstanceArn"]]
     assert len(on_leaving) == 2, "placeable again: the spread puts the new tasks there"
+
+
+def test_a_group_launches_from_a_new_template_version_with_user_data(box: Sandbox) -> None:
+    """EC2 API reference, "CreateLaunchTemplateVersion": a version's LaunchTemplateData takes base64 UserData like
+    CreateLaunchTemplate's; a group on `$Latest` launches new instances from it (EC2 Auto Scaling user guide,
+    "Launch templates"). moto stored such user data unparsed and failed the launch."""
+    name = template_group(box, count=1)
+    settle(box, 30)  # the first launch ends
+    box.client("ec2").create_launch_template_version(
+        LaunchTemplateName=name,
+        LaunchTemplateData={
+            "ImageId": ECS_AMI,
+            "IamInstanceProfile": {"Name": "ecsInstanceRole"},
+            "UserData": user_data("ghost-other"),
+            "InstanceType": "t3.medium",
+        },
+    )
+    auto = box.client("autoscaling")
+    auto.update_auto_scaling_group(AutoScalingGroupName=name, MaxSize=2, DesiredCapacity=2)
+    settle(box, 40)
+    ids = [i["InstanceId"] for i in group(box, name)["Instances"]]
+    assert len(ids) == 2
+    assert sorted(instance(box, i)["InstanceType"] for i in ids) == ["t3.medium", "t3.small"]

@@ -43,6 +43,7 @@ TESTED_MOTO = ">=5.2.1,<5.3"
 
 # (object, attribute, what it must be): the internals the sandbox relies on.
 REQUIRED: list[tuple[Any, str, str]] = [
+    (ec2_launch_templates.LaunchTemplate, "create_version", "method"),
     (elbv2_models.FakeTargetGroup, "register", "method"),
     (elbv2_models.FakeTargetGroup, "deregister", "method"),
     (elbv2_models.FakeTargetGroup, "health_for", "method"),
@@ -328,6 +329,20 @@ def _asg_launch(self: Any, count_needed: int, propagated_tags: dict[str, str]) -
             scaling.launched(self, instance, live)
 
 
+def _lt_create_version(self: Any, data: dict[str, Any], description: str) -> Any:
+    """moto's CreateLaunchTemplateVersion keeps UserData as a plain string (CreateLaunchTemplate parses it), and a
+    group launching from that version then fails an assertion: parse it the same way."""
+    from moto.core.types import Base64EncodedString
+    from moto.ec2.utils import parse_user_data
+
+    if data.get("UserData") is not None and not isinstance(data["UserData"], Base64EncodedString):
+        data = {**data, "UserData": parse_user_data(data["UserData"])}
+    return _original_create_version(self, data, description)
+
+
+_original_create_version: Any = None
+
+
 def replace_handlers(cls: Any, patches: dict[str, Any], original: dict[str, Any]) -> None:
     """Put `patches` in place of a moto class's methods (request handlers), once; `original` keeps moto's own."""
     for name, func in patches.items():
@@ -349,6 +364,9 @@ def install() -> None:
     global _installed
     ensure_compatible()
     if not _installed:
+        global _original_create_version
+        _original_create_version = ec2_launch_templates.LaunchTemplate.create_version
+        ec2_launch_templates.LaunchTemplate.create_version = _lt_create_version
         tg = elbv2_models.FakeTargetGroup
         tg.register = _tg_register
         tg.deregister = _tg_deregister
