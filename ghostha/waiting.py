@@ -210,7 +210,11 @@ def wait_service(
             th = by_target.get(key) or {}
             if th.get("State") == "healthy":
                 healthy += 1
-            elif th.get("State") == "unhealthy" and _past(t.get("startedAt"), now, grace):
+            elif (
+                th.get("State") == "unhealthy"
+                and _started_since(t, events_since)
+                and _past(t.get("startedAt"), now, grace)
+            ):
                 reason = th.get("Reason") or "no reason given"
                 raise _failed(
                     aws,
@@ -253,6 +257,12 @@ def wait_service(
         )
 
     return deadline.poll(check, timeout)
+
+
+def _started_since(task: Json, since: datetime | None) -> bool:
+    """A task this run started (older tasks may be recovering from what this run just fixed)."""
+    started = task.get("startedAt")
+    return since is not None and isinstance(started, datetime) and started >= since
 
 
 def _past(started: Any, now: datetime | None, grace: float) -> bool:

@@ -300,3 +300,32 @@ def test_tasks_that_cannot_be_placed_fail_fast_with_the_numbers(box: Sandbox, tm
     assert ran.exit_code == 1, ran.out + ran.err
     assert "cannot place all its tasks" in ran.err and "MiB free" in ran.err and "reserves 512 MiB" in ran.err
     assert box.clock.seconds() - start < 120, "fails within a few polls, not at the timeout"
+
+
+def test_a_target_unhealthy_past_the_grace_period_fails_the_wait_with_its_reason(
+    box: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ECS replaces a task whose target stays unhealthy only after its own health-check cycles ("Amazon ECS
+    service load balancing", health-check grace period), so ghostha does not wait for ECS to find out: a target
+    of this run's tasks unhealthy past the grace period ends the wait with the target's reason. Here ECS's
+    reaction is held back, and the rule goes behind ghostha's back once it is in place."""
+    from ghostha.sandbox.sim import Simulator
+
+    assert box.seeded is not None
+    sg = box.seeded.instance_sg
+    monkeypatch.setattr(Simulator, "_target_unhealthy", lambda *a, **k: None)
+    cfg = write_config(box, tmp_path / "grace.yaml", **{"service.health_check_grace_seconds": 30})
+    ec2 = box.client("ec2")
+
+    def sleep(seconds: float) -> None:
+        rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [sg]}])
+        ours = [r["SecurityGroupRuleId"] for r in rules["SecurityGroupRules"] if r.get("FromPort") == 32768]
+        if ours:
+            ec2.revoke_security_group_ingress(GroupId=sg, SecurityGroupRuleIds=ours)
+        box.advance(seconds)
+
+    start = box.clock.seconds()
+    ran = run_cli(box, ["--config", str(cfg), "up", "--yes"], sleep=sleep)
+    assert ran.exit_code == 1, ran.out + ran.err
+    assert "unhealthy past the 30 s grace period" in ran.err and "Target.Timeout" in ran.err
+    assert box.clock.seconds() - start < 200, "long before the timeout"
