@@ -440,3 +440,22 @@ def test_scaled_clock_runs_faster_than_real_time() -> None:
         assert clock.seconds() == 65  # 2 real seconds at 30x, plus the 5 advanced
     finally:
         clock_module.time.monotonic = real  # type: ignore[assignment]
+
+
+# --- 9. IAM ---------------------------------------------------------------------------------------------
+
+
+def test_ecs_managed_policies_exist_and_the_seeded_instance_role_holds_one(box: Sandbox) -> None:
+    """AWS managed policies exist in every account; the story's instance role holds the ECS one.
+
+    AWS, "Amazon ECS container instance IAM role" (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/
+    instance_IAM_role.html): "Amazon ECS provides the AmazonEC2ContainerServiceforEC2Role managed IAM policy which
+    contains the permissions needed to use the full Amazon ECS feature set. This managed policy can be attached to
+    an IAM role and associated with your container instances." moto has none unless it loads all of them."""
+    iam = box.client("iam")
+    attached = iam.list_attached_role_policies(RoleName="ecsInstanceRole")["AttachedPolicies"]
+    assert [p["PolicyName"] for p in attached] == ["AmazonEC2ContainerServiceforEC2Role"]
+    legacy = "arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceRole"
+    assert iam.get_policy(PolicyArn=legacy)["Policy"]["PolicyName"] == "AmazonEC2ContainerServiceRole"
+    with pytest.raises(ClientError, match="NoSuchEntity"):
+        iam.get_policy(PolicyArn="arn:aws:iam::aws:policy/NoSuchPolicy")
