@@ -161,6 +161,35 @@ def test_asg_spreads_over_subnets_with_the_template_profile(box: Sandbox) -> Non
     assert all(a["IamInstanceProfile"]["Arn"].endswith("/ecsInstanceRole") for a in assocs)
 
 
+def test_asg_instances_carry_the_template_metadata_options(box: Sandbox) -> None:
+    """Instances an Auto Scaling group launches from a template get its instance metadata options.
+
+    AWS, EC2 API Reference, "LaunchTemplateInstanceMetadataOptionsRequest"
+    (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_LaunchTemplateInstanceMetadataOptionsRequest.html):
+    "The metadata options for the instance."; HttpTokens "If the parameter is not specified in the request, the
+    default state is optional"; HttpPutResponseHopLimit "Default: 1". moto dropped them for ASG launches."""
+    assert box.seeded is not None
+    ec2, auto = box.client("ec2"), box.client("autoscaling")
+    for name, options in (("imds-v2", {"HttpTokens": "required", "HttpPutResponseHopLimit": 2}), ("imds-none", {})):
+        data: dict[str, object] = {"ImageId": "ami-12c6146b", "InstanceType": "t3.small"}
+        if options:
+            data["MetadataOptions"] = options
+        ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData=data)
+        auto.create_auto_scaling_group(
+            AutoScalingGroupName=name,
+            LaunchTemplate={"LaunchTemplateName": name},
+            MinSize=1,
+            MaxSize=1,
+            DesiredCapacity=1,
+            VPCZoneIdentifier=box.seeded.subnets[0],
+        )
+        group = auto.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+        iid = group["Instances"][0]["InstanceId"]
+        inst = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+        got = inst["MetadataOptions"]
+        assert (got["HttpTokens"], got["HttpPutResponseHopLimit"]) == (("required", 2) if options else ("optional", 1))
+
+
 def test_asg_replaces_a_terminated_instance(box: Sandbox) -> None:
     group = capacity(box)
     auto = box.client("autoscaling")

@@ -264,7 +264,7 @@ def _tg_deregister_terminated(self: Any, instance_ids: list[str]) -> None:
             )
 
 
-# --- Auto Scaling: instances round-robin over the subnets, with the template's instance profile ---------
+# --- Auto Scaling: instances round-robin over the subnets, with the template's profile and IMDS options ---
 
 
 def _asg_launch(self: Any, count_needed: int, propagated_tags: dict[str, str]) -> None:
