@@ -1001,16 +1001,17 @@ def _ghost(f: Facts) -> None:
             "pin a version tag such as ghost:5 (or a digest)",
         )
 
-    reserved = c.get("memoryReservation") or c.get("memory") or td.get("memory")
+    reserved, hard = c.get("memoryReservation"), c.get("memory") or td.get("memory")
     if reserved:
-        kind = "memoryReservation" if c.get("memoryReservation") else "memory"
-        f.add("ghost.memory", PASS, f"{kind} {reserved} MiB")
+        limit = f", hard limit {hard} MiB" if hard else ""
+        f.add("ghost.memory", PASS, f"memoryReservation {reserved} MiB{limit}")
     else:
         f.add(
             "ghost.memory",
             WARN,
-            "no memory reservation: ECS cannot place tasks by memory",
-            "set memoryReservation 512 (and memory 1024) on the container",
+            f"no memoryReservation, only the hard limit {hard} MiB: ECS reserves all of it for every task, and "
+            "Ghost is killed on reaching it",
+            "set memoryReservation 512 with memory 1024 on the container (Ghost needs about 512 MiB)",
         )
 
     if desired <= 1 or (mysql and (shared or adapter)):
