@@ -723,8 +723,17 @@ def _service_role(f: Facts) -> None:
         used = f"role {role_arn.rsplit('/', 1)[-1]}" if role_arn else f"the service-linked role {SLR_NAME}"
         f.add("service.role", PASS, f"service {f.cfg.service.name} runs with {used}")
         return
-    if configured:
-        if f.obs.service_role is None and f"iam:GetRole {configured.rsplit('/', 1)[-1]}" not in " ".join(f.obs.unread):
+    unread = [u for u in f.obs.unread if u.startswith("iam:GetRole")]
+    if unread:
+        f.add(
+            "service.role",
+            WARN,
+            f"could not read {'; '.join(unread)}: whether the role exists and ECS's service-linked role is used is "
+            "unknown",
+            "allow iam:GetRole to check it",
+        )
+    elif configured:
+        if f.obs.service_role is None:
             f.add(
                 "service.role",
                 FAIL,
@@ -959,11 +968,11 @@ def _ghost(f: Facts) -> None:
         host = env.get("database__connection__host") or "(no database__connection__host)"
         f.add("ghost.database", PASS, f"database__client=mysql, host {host}")
     else:
-        client = env.get("database__client") or "not set (SQLite)"
+        client = env.get("database__client") or "unset: SQLite"
         f.add(
             "ghost.database",
             FAIL if desired > 1 else WARN,
-            f"container {name!r} has no database__client=mysql (it is {client})",
+            f"container {name!r} has no database__client=mysql ({client})",
             f"with SQLite each of the {desired} tasks is a separate blog; point them all at one MySQL 8 database "
             "(database__client=mysql, database__connection__host|user|password|database)",
         )

@@ -245,10 +245,13 @@ def doctor_tables(result: Audit, stack: str) -> Group:
     areas = sorted({c.area for c in result.checks}, key=lambda a: AREAS.index(a) if a in AREAS else len(AREAS))
     for area in areas:
         t = _table(area, ("", "check"))
-        t.add_column("evidence", overflow="fold")
-        t.add_column("fix", overflow="fold")
+        t.add_column("evidence (and fix)", overflow="fold")
         for c in sorted((c for c in result.checks if c.area == area), key=lambda c: rank[c.verdict]):
-            t.add_row(Text(c.verdict, style=CHECK_STYLE[c.verdict]), c.title, c.evidence, c.fix)
+            found = Text(c.evidence)
+            if c.fix:
+                found.append("\nfix: ", style="bold")
+                found.append(c.fix)
+            t.add_row(Text(c.verdict, style=CHECK_STYLE[c.verdict]), c.title, found)
         parts.append(t)
     n = counts(result.checks)
     verdict = result.verdict

@@ -199,6 +199,14 @@ def test_network_failures(box: Sandbox, tmp_path: Path) -> None:
     assert found["network.security-group"]["verdict"] == "fail"
     found = audit(box, tmp_path, **{"load_balancer.name": "nope"})
     assert found["network.load-balancer"]["verdict"] == "fail"
+    ec2 = box.client("ec2")
+    other = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    far = ec2.create_subnet(VpcId=other, CidrBlock="10.8.1.0/24", AvailabilityZone="us-east-1b")["Subnet"]["SubnetId"]
+    found = audit(box, tmp_path, **{"network.subnets": [box.seeded.subnets[0], far]})
+    assert found["network.vpc"]["verdict"] == "fail" and "span several VPCs" in found["network.vpc"]["evidence"]
+    box.client("elbv2").create_target_group(Name="tg-far", Protocol="HTTP", Port=80, VpcId=other)
+    found = audit(box, tmp_path, **{"load_balancer.target_group": "tg-far"})
+    assert found["target-group.vpc"]["verdict"] == "fail"
 
 
 # --- target group ---------------------------------------------------------------------------------------------
@@ -482,3 +490,22 @@ def test_preflight_is_the_blocking_subset_of_doctor(box: Sandbox, tmp_path: Path
     assert problems == blocking
     shown = {c.message for c in report.checks if c.gate and c.verdict != "pass"}
     assert set(warnings) <= shown
+
+
+def test_iam_reads_aws_refuses_are_reported_not_raised(
+    box: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from ghostha import observe
+
+    def refused(*_args: Any) -> Any:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "GetRole")
+
+    monkeypatch.setattr(observe, "_role", refused)
+    monkeypatch.setattr(observe, "_role_policies", refused)
+    found = audit(box, tmp_path)
+    assert found["service.role"]["verdict"] == "warn"
+    assert "could not read iam:GetRole AWSServiceRoleForECS: AccessDenied" in found["service.role"]["evidence"]
+    assert found["instances.profile"]["verdict"] == "warn"
+    assert "iam:ListAttachedRolePolicies ecsInstanceRole: AccessDenied" in found["instances.profile"]["evidence"]
