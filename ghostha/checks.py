@@ -784,20 +784,20 @@ def _instances(f: Facts) -> None:
         amis = sorted({i["ImageId"] for i in obs.ec2_instances if i.get("ImageId")}) or (
             [obs.ami_id] if obs.ami_id else []
         )
-        names = {a: str((obs.images.get(a) or {}).get("Name") or "") for a in amis}
-        old = [a for a, n in names.items() if n.startswith(("amzn2-ami-ecs", "amzn-ami-"))]
-        other = [a for a, n in names.items() if n and not n.startswith("al2023-ami-ecs") and a not in old]
-        shown = ", ".join(f"{a} ({names[a] or 'name unknown'})" for a in amis)
+        names = {a: _image_family(a, obs.images.get(a)) for a in amis}
+        old = [a for a, n in names.items() if n.startswith(("amzn2-ami-ecs", "amzn-ami-", "amazon-linux-2/"))]
+        current = [a for a, n in names.items() if n.startswith(("al2023-ami-ecs", "amazon-linux-2023/"))]
+        shown = ", ".join(f"{a} ({names[a] or 'name unknown'})" if not a.startswith("resolve:") else a for a in amis)
         fix = (
             "use the SSM parameter /aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id "
             "(cluster.ami's default) and replace the instances"
         )
         if old:
             f.add("instances.ami", WARN, f"{shown}: Amazon Linux 2 ECS AMIs reached end of life on 2026-06-30", fix)
-        elif other:
-            f.add("instances.ami", WARN, f"{shown}: not an ECS-optimized Amazon Linux 2023 AMI", fix)
+        elif len(current) < len(amis):
+            f.add("instances.ami", WARN, f"{shown}: not known as an ECS-optimized Amazon Linux 2023 AMI", fix)
         else:
-            f.add("instances.ami", PASS, shown or "no AMI")
+            f.add("instances.ami", PASS, shown or "no AMI to judge")
     # IMDS
     if obs.ec2_instances:
         opts = {i["InstanceId"]: i.get("MetadataOptions") or {} for i in obs.ec2_instances}
@@ -835,6 +835,15 @@ def _instances(f: Facts) -> None:
         f.add("instances.imds", PASS, f"{source}: IMDSv2 required, hop limit 1")
     _instance_role(f)
     _user_data(f, data, where)
+
+
+def _image_family(ami: str, image: Json | None) -> str:
+    """An AMI's name, or for `resolve:ssm:<parameter>` (EC2 resolves it at launch) the ECS parameter's family."""
+    if ami.startswith("resolve:ssm:"):
+        path = ami.removeprefix("resolve:ssm:")
+        prefix = "/aws/service/ecs/optimized-ami/"
+        return path.removeprefix(prefix) if path.startswith(prefix) else ""
+    return str((image or {}).get("Name") or "")
 
 
 def _instance_role(f: Facts) -> None:
