@@ -780,6 +780,8 @@ def _instances(f: Facts) -> None:
     # AMI
     if obs.ami_error:
         f.add("instances.ami", FAIL, obs.ami_error, "fix cluster.ami")
+    elif f.purpose == "up":  # up reads no image names: it only needs the AMI to resolve
+        f.add("instances.ami", PASS, f"{cfg_ami(f)} resolves to {obs.ami_id}")
     else:
         amis = sorted({i["ImageId"] for i in obs.ec2_instances if i.get("ImageId")}) or (
             [obs.ami_id] if obs.ami_id else []
@@ -835,6 +837,10 @@ def _instances(f: Facts) -> None:
         f.add("instances.imds", PASS, f"{source}: IMDSv2 required, hop limit 1")
     _instance_role(f)
     _user_data(f, data, where)
+
+
+def cfg_ami(f: Facts) -> str:
+    return f.cfg.cluster.ami.removeprefix("ssm:")
 
 
 def _image_family(ami: str, image: Json | None) -> str:
