@@ -716,6 +716,8 @@ def _service(f: Facts) -> None:
 
 
 def _service_role(f: Facts) -> None:
+    if f.purpose == "up":  # up reads no IAM roles (a deploy user may not be allowed to)
+        return
     role_arn = f.svc.get("roleArn") if f.deployed else None
     configured = f.cfg.service.role
     slr = f.obs.service_linked_role
