@@ -383,6 +383,25 @@ def init_command(
         )
 
 
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: verdict, checks, expected_recovery.")
+@pass_app
+@handled
+def doctor(app: App, as_json: bool) -> None:
+    """Audit the stack for high availability (reads only). Exit 0 when no check fails, 1 otherwise."""
+    from ghostha import render
+    from ghostha.checks import audit
+    from ghostha.observe import observe
+
+    cfg = app.config()
+    result = audit(cfg, observe(app.aws(), cfg, "doctor"))
+    if as_json:
+        click.echo(render.doctor_json(result))
+    else:
+        app.runtime.console().print(render.doctor_tables(result, cfg.stack))
+    sys.exit(EXIT_FAILED if result.verdict == "FAIL" else 0)
+
+
 # --- sandbox --------------------------------------------------------------------------------------------
 
 

@@ -112,6 +112,17 @@ class Observed:
     owned_services: tuple[Json, ...] = ()  # ACTIVE/DRAINING services of the cluster carrying the stack's tag
     instances: tuple[Json, ...] = ()  # the EC2 instances of the stack's Auto Scaling group (not terminated)
     current_ami: str | None = None  # what the configured SSM parameter resolves to now (status)
+    # read for `up` (capacity) and `doctor`
+    instance_type: Json | None = None  # DescribeInstanceTypes of cluster.instance_type; None if not offered
+    # read for `doctor` only (see `doctor_reads`)
+    target_group_attributes: dict[str, str] = field(default_factory=dict)
+    instance_role_policies: tuple[str, ...] | None = None  # managed policy ARNs of the profile's role; None: unread
+    ec2_instances: tuple[Json, ...] = ()  # the EC2 instances behind the container instances
+    images: dict[str, Json] = field(default_factory=dict)  # AMIs of those instances and of cluster.ami, by id
+    service_task_definition: Json | None = None  # the revision the service runs
+    service_linked_role: Json | None = None  # AWSServiceRoleForECS
+    service_role: Json | None = None  # service.role, when configured
+    unread: tuple[str, ...] = ()  # doctor's reads AWS refused (e.g. AccessDenied on IAM), one line each
 
     # --- predicates -----------------------------------------------------------------------------------------
 
@@ -338,11 +349,12 @@ def _load_balancer_and_more(aws: Aws, name: str) -> tuple[Json | None, tuple[Jso
 
 
 def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
-    """Snapshot the stack. scope "up" also reads the inputs preflight checks; "status" only what it shows.
+    """Snapshot the stack. scope "up" also reads the inputs preflight checks; "status" only what it shows;
+    "doctor" what "up" reads, then (`doctor_reads`) what the audit needs beyond it.
 
     Every read is in one concurrent batch; dependent reads (list → describe, name → ARN → health) are chained
     inside their branch, so the snapshot costs two round trips plus pagination."""
-    full = scope == "up"
+    full = scope in ("up", "doctor")
     calls: dict[str, Callable[[], Any]] = {
         "cluster": lambda: _cluster_and_time(aws, cfg.cluster.name),
         "service": lambda: _service(aws, cfg.cluster.name, cfg.service.name),
@@ -365,6 +377,7 @@ def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
             "ami": lambda: _ami(aws, cfg.cluster.ami),
             "launch_template": lambda: _launch_template(aws, cfg.launch_template_name),
             "asg": lambda: _asg(aws, cfg.asg_name),
+            "instance_type": lambda: instance_type_info(aws, cfg.cluster.instance_type),
         }
     else:
         calls["load_balancer"] = lambda: (_load_balancer(aws, cfg.load_balancer.name), (), ())
@@ -380,7 +393,7 @@ def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
     td, td_tags = got.get("task_definition") or (None, {})
     ami_id, ami_error = got.get("ami") or (None, None)
     cluster, observed_at = got["cluster"]
-    return Observed(
+    obs = Observed(
         stack=cfg.stack,
         region=aws.region_name,
         subnets=got.get("subnets", ()),
@@ -406,7 +419,9 @@ def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
         owned_services=got.get("owned_services", ()),
         instances=got["instances"],
         current_ami=ami_id,
+        instance_type=got.get("instance_type"),
     )
+    return doctor_reads(aws, cfg, obs) if scope == "doctor" else obs
 
 
 # --- teardown -------------------------------------------------------------------------------------------------
@@ -519,3 +534,118 @@ def _cluster_task_groups(aws: Aws, cluster: str) -> tuple[tuple[str, str], ...]:
     """(task ARN, group) of every task in the cluster that is meant to run."""
     tasks = service_tasks(aws, cluster, None)
     return tuple((str(t["taskArn"]), str(t.get("group") or "")) for t in tasks)
+
+
+# --- doctor's reads beyond `up`'s ----------------------------------------------------------------------------
+
+
+def _refused(exc: Exception) -> bool:
+    code = error_code(exc)
+    return code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation") or "NotAuthorized" in code
+
+
+def instance_type_info(aws: Aws, instance_type: str) -> Json | None:
+    """DescribeInstanceTypes for one type (vCPUs, memory); None when the region does not offer it."""
+    from botocore.exceptions import ClientError
+
+    try:
+        found = aws.client("ec2").describe_instance_types(InstanceTypes=[instance_type])["InstanceTypes"]
+    except ClientError as exc:
+        if error_code(exc) in ("InvalidInstanceType", "InvalidParameterValue"):
+            return None
+        raise
+    return found[0] if found else None
+
+
+def _target_group_attributes(aws: Aws, tg_arn: str) -> dict[str, str]:
+    resp = aws.client("elbv2").describe_target_group_attributes(TargetGroupArn=tg_arn)
+    return {a["Key"]: str(a.get("Value", "")) for a in resp["Attributes"]}
+
+
+def _role_policies(aws: Aws, role: str) -> tuple[str, ...]:
+    arns: list[str] = []
+    paginator = aws.client("iam").get_paginator("list_attached_role_policies")
+    for page in paginator.paginate(RoleName=role):
+        arns += [p["PolicyArn"] for p in page["AttachedPolicies"]]
+    return tuple(arns)
+
+
+def _instances_and_images(aws: Aws, ids: list[str], ami: str | None) -> tuple[tuple[Json, ...], dict[str, Json]]:
+    ec2 = aws.client("ec2")
+    instances: list[Json] = []
+    for part in chunks(ids, 1000):
+        for page in ec2.get_paginator("describe_instances").paginate(InstanceIds=part):
+            instances += [i for r in page["Reservations"] for i in r["Instances"]]
+    image_ids = sorted({str(i["ImageId"]) for i in instances if i.get("ImageId")} | ({ami} if ami else set()))
+    images = maybe(lambda: ec2.describe_images(ImageIds=image_ids)["Images"]) if image_ids else []
+    return tuple(instances), {str(img["ImageId"]): img for img in images or []}
+
+
+def _role(aws: Aws, name: str) -> Json | None:
+    resp = maybe(lambda: aws.client("iam").get_role(RoleName=name))
+    return resp["Role"] if resp else None
+
+
+def doctor_reads(aws: Aws, cfg: Config, obs: Observed) -> Observed:
+    """What the audit reads beyond `up`'s snapshot, in one more concurrent round (each read needs an id from the
+    first). IAM reads that AWS refuses (a deploy user may lack iam:Get*) are noted in `unread`, not raised."""
+    from dataclasses import replace
+
+    from botocore.exceptions import ClientError
+
+    def tolerant(what: str, call: Callable[[], Any], default: Any) -> Callable[[], Any]:
+        def run() -> Any:
+            try:
+                return call()
+            except ClientError as exc:
+                if _refused(exc):
+                    return _Unread(f"{what}: {error_code(exc)}", default)
+                raise
+
+        return run
+
+    calls: dict[str, Callable[[], Any]] = {
+        "service_linked_role": tolerant("iam:GetRole AWSServiceRoleForECS", lambda: _role(aws, SLR_NAME), None),
+    }
+    if obs.target_group:
+        arn = obs.target_group["TargetGroupArn"]
+        calls["target_group_attributes"] = lambda: _target_group_attributes(aws, arn)
+    roles = [r["RoleName"] for r in (obs.instance_profile or {}).get("Roles", [])]
+    if roles:
+        calls["instance_role_policies"] = tolerant(
+            f"iam:ListAttachedRolePolicies {roles[0]}", lambda: _role_policies(aws, roles[0]), None
+        )
+    ids = [ci["ec2InstanceId"] for ci in obs.container_instances if ci.get("ec2InstanceId")]
+    calls["instances"] = lambda: _instances_and_images(aws, ids, obs.ami_id)
+    svc_td = (obs.service or {}).get("taskDefinition") if obs.service_active else None
+    if svc_td and svc_td != (obs.task_definition or {}).get("taskDefinitionArn"):
+        calls["service_task_definition"] = lambda: maybe(
+            lambda: aws.client("ecs").describe_task_definition(taskDefinition=svc_td)["taskDefinition"]
+        )
+    if cfg.service.role:
+        role = cfg.service.role.rsplit("/", 1)[-1]
+        calls["service_role"] = tolerant(f"iam:GetRole {role}", lambda: _role(aws, role), None)
+    got = gather(calls)
+    unread = tuple(v.what for v in got.values() if isinstance(v, _Unread))
+    got = {k: (v.default if isinstance(v, _Unread) else v) for k, v in got.items()}
+    ec2_instances, images = got["instances"]
+    return replace(
+        obs,
+        target_group_attributes=got.get("target_group_attributes", {}),
+        instance_role_policies=got.get("instance_role_policies"),
+        ec2_instances=ec2_instances,
+        images=images,
+        service_task_definition=got.get("service_task_definition") or (obs.task_definition if svc_td else None),
+        service_linked_role=got["service_linked_role"],
+        service_role=got.get("service_role"),
+        unread=unread,
+    )
+
+
+SLR_NAME = "AWSServiceRoleForECS"
+
+
+@dataclass(frozen=True)
+class _Unread:
+    what: str
+    default: Any

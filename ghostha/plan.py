@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ghostha import taskdef
-from ghostha.config import TAG_KEY, Config
+from ghostha.config import Config
 from ghostha.errors import OwnershipError, PreflightError
-from ghostha.observe import Inventory, Json, Observed, tag_dict
+from ghostha.observe import Inventory, Observed
 from ghostha.resources import auto_scaling_group, cluster, ingress_rule, launch_template, service, task_revision
 from ghostha.resources.base import Item, Ref, Step
 
@@ -35,137 +34,12 @@ class Plan:
 
 
 def preflight(cfg: Config, obs: Observed) -> tuple[list[str], list[str]]:
-    """(problems, warnings): each a line saying what is wrong and how to fix it. Problems block `up`."""
-    problems: list[str] = []
-    warnings: list[str] = []
-    found = {s["SubnetId"]: s for s in obs.subnets}
-    for sid in cfg.network.subnets:
-        if sid not in found:
-            problems.append(f"subnet {sid} not found in {obs.region}: fix network.subnets")
-    vpcs = {s["VpcId"] for s in obs.subnets}
-    azs = sorted({s["AvailabilityZone"] for s in obs.subnets})
-    if len(vpcs) > 1:
-        problems.append(f"network.subnets span several VPCs ({', '.join(sorted(vpcs))}): list subnets of one VPC")
-    if found and len(azs) < 2:
-        warnings.append(
-            f"network.subnets are all in {azs[0]}: losing that AZ takes the blog down; list subnets in two AZs"
-        )
-    vpc = next(iter(vpcs)) if len(vpcs) == 1 else None
+    """(problems, warnings): each a line saying what is wrong and how to fix it. Problems block `up`.
 
-    sg = obs.security_group
-    if sg is None:
-        problems.append(f"security group {cfg.network.security_group} not found: fix network.security_group")
-    elif vpc and sg["VpcId"] != vpc:
-        problems.append(
-            f"security group {cfg.network.security_group} is in {sg['VpcId']}, the subnets in {vpc}: "
-            "use a security group of the subnets' VPC"
-        )
+    The blocking subset of `doctor`'s checks (ghostha.checks), so the two never disagree."""
+    from ghostha import checks
 
-    lb = obs.load_balancer
-    if lb is None:
-        problems.append(f"load balancer {cfg.load_balancer.name} not found: fix load_balancer.name")
-    else:
-        lb_azs = {z["ZoneName"] for z in lb.get("AvailabilityZones", [])}
-        uncovered = [az for az in azs if az not in lb_azs]
-        if uncovered:
-            problems.append(
-                f"load balancer {cfg.load_balancer.name} does not cover {', '.join(uncovered)}: tasks there would "
-                "never pass health checks; enable those AZs on the ALB or use other subnets"
-            )
-
-    tg = obs.target_group
-    name = cfg.load_balancer.target_group
-    if tg is None:
-        problems.append(f"target group {name} not found: fix load_balancer.target_group")
-    else:
-        if vpc and tg.get("VpcId") != vpc:
-            problems.append(f"target group {name} is in {tg.get('VpcId')}, the subnets in {vpc}: use one of {vpc}")
-        if tg.get("TargetType") != "instance":
-            problems.append(
-                f"target group {name} has target type {tg.get('TargetType')}: bridge-mode tasks with dynamic "
-                "host ports need a target group of type instance"
-            )
-        if tg.get("Protocol") != "HTTP":
-            problems.append(f"target group {name} uses {tg.get('Protocol')}: Ghost's containers speak HTTP")
-        if str(tg.get("HealthCheckPort")) != "traffic-port":
-            problems.append(
-                f"target group {name} checks health on port {tg.get('HealthCheckPort')}: set it to traffic-port, "
-                "or dynamic ports are never checked"
-            )
-        if lb is not None and lb["LoadBalancerArn"] not in tg.get("LoadBalancerArns", []):
-            problems.append(
-                f"target group {name} is not attached to a listener of {cfg.load_balancer.name}: "
-                "add a listener (or rule) forwarding to it"
-            )
-
-    td = obs.task_definition
-    if td is None:
-        problems.append(f"task family {cfg.task.family} has no ACTIVE revision: fix task.family")
-    else:
-        rev = f"{td['family']}:{td['revision']}"
-        if (td.get("networkMode") or "bridge") != "bridge":
-            problems.append(
-                f"task definition {rev} uses network mode {td.get('networkMode')}: dynamic host ports need bridge"
-            )
-        names = [c.get("name") for c in td.get("containerDefinitions", [])]
-        if cfg.task.container not in names:
-            problems.append(
-                f"task definition {rev} has no container {cfg.task.container!r} (it has {', '.join(map(str, names))}):"
-                " fix task.container"
-            )
-        elif taskdef.port_mapping(td, cfg.task.container, cfg.task.container_port) is None:
-            problems.append(
-                f"container {cfg.task.container!r} of {rev} maps no container port {cfg.task.container_port}: "
-                "fix task.container_port or add the port mapping"
-            )
-        else:
-            warnings += _ghost_warnings(td, cfg)
-
-    if obs.instance_profile is None:
-        problems.append(
-            f"instance profile {cfg.cluster.instance_profile} not found: create it (role trusting ec2.amazonaws.com "
-            "with AmazonEC2ContainerServiceforEC2Role) or fix cluster.instance_profile"
-        )
-    if obs.ami_error:
-        problems.append(f"{obs.ami_error}: fix cluster.ami")
-    if obs.cluster is not None and not obs.cluster_owned:
-        other = tag_dict(obs.cluster.get("tags")).get(TAG_KEY)
-        whose = f"belongs to ghostha stack {other}" if other else "was not created by ghostha"
-        problems.append(
-            f"cluster {cfg.cluster.name} exists but {whose} (no tag {TAG_KEY}={cfg.stack}): "
-            "choose another cluster.name; ghostha never takes over what it did not create"
-        )
-    if obs.service is not None and obs.service.get("status") == "DRAINING":
-        problems.append(
-            f"service {cfg.service.name} is still DRAINING from a deletion: AWS allows a new one of that name only "
-            "once it is INACTIVE; run `ghostha up` again in a minute"
-        )
-    elif obs.service_active and not obs.service_owned:
-        problems.append(
-            f"service {cfg.service.name} exists in cluster {cfg.cluster.name} but is not this stack's: "
-            "choose another service.name"
-        )
-    if obs.launch_template is not None and not obs.launch_template_owned:
-        problems.append(f"launch template {cfg.launch_template_name} exists but is not this stack's: rename the stack")
-    if obs.asg is not None and not obs.asg_owned:
-        problems.append(f"Auto Scaling group {cfg.asg_name} exists but is not this stack's: rename the stack")
-    return problems, warnings
-
-
-def _ghost_warnings(td: Json, cfg: Config) -> list[str]:
-    """Ghost runs as several containers only against one shared MySQL database (Ghost's own FAQ)."""
-    container = next(c for c in td["containerDefinitions"] if c.get("name") == cfg.task.container)
-    env = {e.get("name"): e.get("value") for e in container.get("environment") or []}
-    out = []
-    if env.get("database__client") != "mysql":
-        out.append(
-            f"container {cfg.task.container!r} has no database__client=mysql: with SQLite each of the "
-            f"{cfg.service.desired_count} tasks is a separate blog; point them all at one MySQL 8 database"
-        )
-    url = str(env.get("url") or "")
-    if not url or "localhost" in url:
-        out.append("container env `url` is not the public address: set it to the ALB's (or your domain's) URL")
-    return out
+    return checks.preflight(cfg, obs)
 
 
 # --- up -------------------------------------------------------------------------------------------------------

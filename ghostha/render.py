@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ghostha.aws import AwsCall
+    from ghostha.checks import Audit
     from ghostha.init import Draft
 
 VERDICT_STYLE = {"HEALTHY": "bold green", "DEGRADED": "bold red", "NOT DEPLOYED": "bold yellow"}
@@ -223,3 +224,48 @@ def init_written(console: Console, path: Path | None, draft: Draft) -> None:
     if not draft.todos:
         flag = f" --config {path}" if path is not None and str(path) != "ghostha.yaml" else ""
         console.print(f"next: ghostha{flag} up --dry-run, then ghostha{flag} up", highlight=False)
+
+
+# --- doctor ---------------------------------------------------------------------------------------------------
+
+DOCTOR_STYLE = {"PASS": "bold green", "WARN": "bold yellow", "FAIL": "bold red"}
+CHECK_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red"}
+
+
+def doctor_json(result: Audit) -> str:
+    return json.dumps(result.to_dict(), indent=2)
+
+
+def doctor_tables(result: Audit, stack: str) -> Group:
+    """One table per area, failures first within it; then the verdict and the expected recovery bound."""
+    from ghostha.checks import AREAS, counts
+
+    parts: list[Any] = []
+    rank = {"fail": 0, "warn": 1, "pass": 2}
+    areas = sorted({c.area for c in result.checks}, key=lambda a: AREAS.index(a) if a in AREAS else len(AREAS))
+    for area in areas:
+        t = _table(area, ("", "check"))
+        t.add_column("evidence (and fix)", overflow="fold")
+        for c in sorted((c for c in result.checks if c.area == area), key=lambda c: rank[c.verdict]):
+            found = Text(c.evidence)
+            if c.fix:
+                found.append("\nfix: ", style="bold")
+                found.append(c.fix)
+            t.add_row(Text(c.verdict, style=CHECK_STYLE[c.verdict]), c.title, found)
+        parts.append(t)
+    n = counts(result.checks)
+    verdict = result.verdict
+    parts.append(
+        Text(
+            f"doctor {stack}: {verdict} ({n['fail']} fail, {n['warn']} warn, {n['pass']} pass)",
+            style=DOCTOR_STYLE[verdict],
+        )
+    )
+    r = result.recovery
+    parts.append(
+        Text(
+            f"expected recovery of a lost task: healthy within {r.healthy_within_seconds} s ({r.describe()}); "
+            f"a stopped task's target drains for {r.draining_seconds} s"
+        )
+    )
+    return Group(*parts)

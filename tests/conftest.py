@@ -156,30 +156,24 @@ def service(
     **extra: Any,
 ) -> dict[str, Any]:
     assert box.seeded is not None
-    return dict(
-        box.client("ecs").create_service(
-            cluster=cluster,
-            serviceName="ghost",
-            taskDefinition=task_definition,
-            desiredCount=count,
-            launchType="EC2",
-            loadBalancers=[
-                {
-                    "targetGroupArn": box.seeded.target_group_arn,
-                    "containerName": "ghost",
-                    "containerPort": 2368,
-                }
-            ],
-            placementStrategy=SPREAD,
-            deploymentConfiguration={
-                "maximumPercent": 200,
-                "minimumHealthyPercent": 50,
-                "deploymentCircuitBreaker": {"enable": breaker, "rollback": breaker},
-            },
-            healthCheckGracePeriodSeconds=grace,
-            **extra,
-        )["service"]
-    )
+    params: dict[str, Any] = {
+        "cluster": cluster,
+        "serviceName": "ghost",
+        "taskDefinition": task_definition,
+        "desiredCount": count,
+        "launchType": "EC2",
+        "loadBalancers": [
+            {"targetGroupArn": box.seeded.target_group_arn, "containerName": "ghost", "containerPort": 2368}
+        ],
+        "placementStrategy": SPREAD,
+        "deploymentConfiguration": {
+            "maximumPercent": 200,
+            "minimumHealthyPercent": 50,
+            "deploymentCircuitBreaker": {"enable": breaker, "rollback": breaker},
+        },
+        "healthCheckGracePeriodSeconds": grace,
+    }
+    return dict(box.client("ecs").create_service(**(params | extra))["service"])
 
 
 def describe_service(box: Sandbox, cluster: str = "ghost-ha", name: str = "ghost") -> dict[str, Any]:

@@ -161,6 +161,35 @@ def test_asg_spreads_over_subnets_with_the_template_profile(box: Sandbox) -> Non
     assert all(a["IamInstanceProfile"]["Arn"].endswith("/ecsInstanceRole") for a in assocs)
 
 
+def test_asg_instances_carry_the_template_metadata_options(box: Sandbox) -> None:
+    """Instances an Auto Scaling group launches from a template get its instance metadata options.
+
+    AWS, EC2 API Reference, "LaunchTemplateInstanceMetadataOptionsRequest"
+    (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_LaunchTemplateInstanceMetadataOptionsRequest.html):
+    "The metadata options for the instance."; HttpTokens "If the parameter is not specified in the request, the
+    default state is optional"; HttpPutResponseHopLimit "Default: 1". moto dropped them for ASG launches."""
+    assert box.seeded is not None
+    ec2, auto = box.client("ec2"), box.client("autoscaling")
+    for name, options in (("imds-v2", {"HttpTokens": "required", "HttpPutResponseHopLimit": 2}), ("imds-none", {})):
+        data: dict[str, object] = {"ImageId": "ami-12c6146b", "InstanceType": "t3.small"}
+        if options:
+            data["MetadataOptions"] = options
+        ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData=data)
+        auto.create_auto_scaling_group(
+            AutoScalingGroupName=name,
+            LaunchTemplate={"LaunchTemplateName": name},
+            MinSize=1,
+            MaxSize=1,
+            DesiredCapacity=1,
+            VPCZoneIdentifier=box.seeded.subnets[0],
+        )
+        group = auto.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+        iid = group["Instances"][0]["InstanceId"]
+        inst = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+        got = inst["MetadataOptions"]
+        assert (got["HttpTokens"], got["HttpPutResponseHopLimit"]) == (("required", 2) if options else ("optional", 1))
+
+
 def test_asg_replaces_a_terminated_instance(box: Sandbox) -> None:
     group = capacity(box)
     auto = box.client("autoscaling")
@@ -440,3 +469,22 @@ def test_scaled_clock_runs_faster_than_real_time() -> None:
         assert clock.seconds() == 65  # 2 real seconds at 30x, plus the 5 advanced
     finally:
         clock_module.time.monotonic = real  # type: ignore[assignment]
+
+
+# --- 9. IAM ---------------------------------------------------------------------------------------------
+
+
+def test_ecs_managed_policies_exist_and_the_seeded_instance_role_holds_one(box: Sandbox) -> None:
+    """AWS managed policies exist in every account; the story's instance role holds the ECS one.
+
+    AWS, "Amazon ECS container instance IAM role" (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/
+    instance_IAM_role.html): "Amazon ECS provides the AmazonEC2ContainerServiceforEC2Role managed IAM policy which
+    contains the permissions needed to use the full Amazon ECS feature set. This managed policy can be attached to
+    an IAM role and associated with your container instances." moto has none unless it loads all of them."""
+    iam = box.client("iam")
+    attached = iam.list_attached_role_policies(RoleName="ecsInstanceRole")["AttachedPolicies"]
+    assert [p["PolicyName"] for p in attached] == ["AmazonEC2ContainerServiceforEC2Role"]
+    legacy = "arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceRole"
+    assert iam.get_policy(PolicyArn=legacy)["Policy"]["PolicyName"] == "AmazonEC2ContainerServiceRole"
+    with pytest.raises(ClientError, match="NoSuchEntity"):
+        iam.get_policy(PolicyArn="arn:aws:iam::aws:policy/NoSuchPolicy")

@@ -103,6 +103,8 @@ REQUIRED: list[tuple[Any, str, str]] = [
     (iam_models, "iam_backends", "object"),
     (ssm_models.SimpleSystemManagerBackend, "get_parameter", "method"),
     (ssm_models, "ssm_backends", "object"),
+    (iam_models, "AWSManagedPolicy", "class"),
+    (iam_models, "aws_managed_policies_data", "object"),
 ]
 
 # Constructor parameters the simulation passes by name.
@@ -262,7 +264,7 @@ def _tg_deregister_terminated(self: Any, instance_ids: list[str]) -> None:
             )
 
 
-# --- Auto Scaling: instances round-robin over the subnets, with the template's instance profile ---------
+# --- Auto Scaling: instances round-robin over the subnets, with the template's profile and IMDS options ---
 
 
 def _asg_launch(self: Any, count_needed: int, propagated_tags: dict[str, str]) -> None:
@@ -354,6 +356,25 @@ def replace_handlers(cls: Any, patches: dict[str, Any], original: dict[str, Any]
 def pin_task_states() -> None:
     """moto moves a task one state towards STOPPED per describe; the simulation owns task states instead."""
     state_manager.set_transition("ecs::task", {"progression": "manual", "times": 10**12})
+
+
+# AWS managed policies every account has and the story uses; moto loads all ~1,300 of them (2 s per reset) only
+# with MOTO_IAM_LOAD_MANAGED_POLICIES, else none: the sandbox loads just these.
+MANAGED_POLICIES = ("AmazonEC2ContainerServiceforEC2Role", "AmazonEC2ContainerServiceRole")
+_POLICY_DATA: dict[str, Any] = {}
+
+
+def load_managed_policies(account_id: str = "123456789012") -> None:
+    """Make the story's AWS managed policies exist (after each reset), as they do in every AWS account."""
+    import json
+
+    if not _POLICY_DATA:
+        data = json.loads(iam_models.aws_managed_policies_data)
+        _POLICY_DATA.update({name: data[name] for name in MANAGED_POLICIES})
+    backend = iam_models.iam_backends[account_id]["aws"]
+    for name, data in _POLICY_DATA.items():
+        policy = iam_models.AWSManagedPolicy.from_data(name, account_id, backend.region_name, data)
+        backend.managed_policies.setdefault(policy.arn, policy)
 
 
 _installed = False

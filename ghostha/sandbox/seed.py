@@ -2,7 +2,8 @@
 
 A VPC with two subnets in two AZs; an ALB security group (80 from anywhere); an instance security group that
 admits only port 80 from the ALB's group; ALB `ghost-elb` with an HTTP:80 listener forwarding to `ghost-tg`
-(HTTP, type instance); instance profile `ecsInstanceRole`; and task family `ghost` whose latest revision maps
+(HTTP, type instance); instance profile `ecsInstanceRole` (its role trusting EC2, with
+AmazonEC2ContainerServiceforEC2Role); and task family `ghost` whose latest revision maps
 container port 2368 to host port 80 (image ghost:5, 512 MiB reserved, `url` set to the ALB's address).
 """
 
@@ -13,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 STACK = "ghost-ha"
+ECS_INSTANCE_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ def seed(client: Any, region: str = "us-east-1") -> Seeded:
         "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
     }
     iam.create_role(RoleName="ecsInstanceRole", AssumeRolePolicyDocument=json.dumps(trust))
+    iam.attach_role_policy(RoleName="ecsInstanceRole", PolicyArn=ECS_INSTANCE_POLICY)
     iam.create_instance_profile(InstanceProfileName="ecsInstanceRole")
     iam.add_role_to_instance_profile(InstanceProfileName="ecsInstanceRole", RoleName="ecsInstanceRole")
     url = f"http://{lb['DNSName']}"

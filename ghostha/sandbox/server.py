@@ -121,6 +121,7 @@ class Sandbox:
         with self.lock:
             moto_api_backend.reset()
             hooks.pin_task_states()
+            hooks.load_managed_policies()
         self.seeded = seed(self.client, self.region) if seed_story else None
         return self.seeded
 
