@@ -66,6 +66,8 @@ def test_secret_environment_values_never_appear_in_any_output(box: Sandbox, tmp_
         ["-v", "up", "--yes"],
         ["status"],
         ["status", "--json"],
+        ["doctor"],
+        ["doctor", "--json"],
         ["teardown", "--dry-run"],
     ):
         ran = run_cli(box, ["--config", str(cfg), *args])
