@@ -190,6 +190,9 @@ class GhosthaGroup(click.Group):
         try:
             result = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
         except click.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:  # `ghostha` alone: its help
+                click.echo(exc.ctx.get_help())
+                sys.exit(0)
             _fail(runtime, UsageError(exc.format_message(), hint=f"see `{_command(exc.ctx)} --help`"))
         except click.ClickException as exc:
             _fail(runtime, UsageError(exc.format_message()))

@@ -218,3 +218,16 @@ def test_a_timeout_says_it_may_be_too_short(box: Sandbox, tmp_path: Path) -> Non
     lines = one_error(ran.err)
     assert lines[0].startswith("error: timed out waiting for 2 container instances")
     assert lines[1].endswith("; or --timeout 20 s may be too short for AWS: pass a larger one")
+
+
+def test_ghostha_alone_prints_its_help(box: Sandbox) -> None:
+    ran = run_cli(box, [])
+    assert ran.exit_code == 0 and ran.out.startswith("Usage: ") and "Commands:" in ran.out and ran.err == ""
+
+
+def test_the_missing_subnets_hint_shows_its_example(box: Sandbox, tmp_path: Path) -> None:
+    """The example is in brackets: printed as markup it vanished."""
+    cfg = write_config(box, tmp_path / "g.yaml", **{"network.subnets": None})
+    ran = run_cli(box, ["--config", str(cfg), "status"])
+    assert ran.exit_code == 2
+    assert one_error(ran.err)[1] == "hint: add it, e.g. `subnets: [subnet-0abc…, subnet-0def…]`"
