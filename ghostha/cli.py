@@ -156,6 +156,9 @@ def _explain(exc: BaseException, kwargs: dict[str, Any]) -> GhosthaError:
         return from_boto(exc if isinstance(exc, Exception) else Exception(str(exc)))
     from ghostha.errors import one_line
 
+    if isinstance(exc, OSError):  # the machine's, not ours: a port in use, a full disk, a read-only directory
+        where = f": {exc.filename}" if exc.filename else ""
+        return GhosthaError(f"{one_line(exc.strerror or str(exc), 500)}{where}")
     return GhosthaError(
         f"internal error: {type(exc).__name__}: {one_line(str(exc), 500)}",
         hint="this is a bug in ghostha: please report it with the command you ran; "
@@ -532,6 +535,22 @@ def _self_command() -> str:
     return f"{os.path.relpath(sys.executable)} -m ghostha"
 
 
+def _check_port(port: int) -> None:
+    """Refuse a --port that is taken before starting anything (werkzeug would print two lines and exit)."""
+    if port == 0:
+        return
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise UsageError(
+                f"the sandbox cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}",
+                hint="pass another --port, or leave it out for a free one",
+            ) from None
+
+
 def _need_moto() -> None:
     import importlib.util
 
@@ -578,6 +597,7 @@ def sandbox_start(
     _need_moto()
     from ghostha.sandbox import control
 
+    _check_port(port)
     states = state_dir or control.default_state_dir()
     config_out = config_out or control.default_config_path(name)
     control.check_config_target(config_out)

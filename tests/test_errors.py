@@ -231,3 +231,24 @@ def test_the_missing_subnets_hint_shows_its_example(box: Sandbox, tmp_path: Path
     ran = run_cli(box, ["--config", str(cfg), "status"])
     assert ran.exit_code == 2
     assert one_error(ran.err)[1] == "hint: add it, e.g. `subnets: [subnet-0abc…, subnet-0def…]`"
+
+
+def test_a_port_in_use_is_one_line(box: Sandbox, tmp_path: Path) -> None:
+    port = int(box.endpoint.rsplit(":", 1)[1])
+    ran = run_cli(box, ["sandbox", "start", "--port", str(port), "--write-config", str(tmp_path / "x.yaml")])
+    assert ran.exit_code == 2
+    lines = one_error(ran.err)
+    assert lines[0] == f"error: the sandbox cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
+def test_the_machine_refusing_a_write_is_one_line_not_a_bug(
+    box: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A state directory that cannot be made (for the stack lock) is the machine's doing: no 'this is a bug'."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_STATE_HOME", str(blocker))
+    cfg = write_config(box, tmp_path / "g.yaml")
+    ran = up(box, cfg)
+    assert ran.exit_code == 1
+    assert one_error(ran.err) == [f"error: Not a directory: {blocker / 'ghostha' / 'locks'}"]
