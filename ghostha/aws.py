@@ -1,7 +1,12 @@
 """The one place that builds boto3 sessions and clients.
 
 Profile, region and endpoint come from the command line, then the config, then AWS's usual chain (the endpoint
-also from AWS_ENDPOINT_URL). Retries use botocore's `standard` mode; the user agent names ghostha. A loopback
+also from AWS_ENDPOINT_URL); both are checked before any call (an unknown region or a malformed URL is a config
+error). Retries use botocore's `standard` mode (exponential backoff capped at 20 s, throttling and transient
+errors retried) with `max_attempts` from the config (attempts per call, the first included; default 10: with a
+third of all calls throttled, one call in 59,000 still fails). That mode's retry quota (a token bucket per
+client: 500 tokens, 5 per throttled retry) drains under such throttling and runs dry after about 1,200 calls, after
+which throttles are no longer retried; so a client is renewed (with a full quota) every `RENEW_AFTER` uses. A loopback
 endpoint (a local stand-in for AWS such as ghostha's sandbox) gets placeholder credentials when none are set,
 since it cannot check real ones anyway; nothing else here knows about the sandbox.
 """
@@ -23,6 +28,48 @@ if TYPE_CHECKING:
     import boto3
 
 
+def endpoint_problem(url: str) -> str | None:
+    """Why `url` cannot be an AWS endpoint (a complaint starting "must …" / "is …"), or None."""
+    try:
+        parsed = urlparse(url)
+        port = parsed.port
+    except ValueError as exc:
+        return f"is not a valid URL ({exc}), e.g. http://127.0.0.1:4566"
+    if parsed.scheme not in ("http", "https"):
+        return f"must start with http:// or https://, got {url!r}"
+    if not parsed.hostname:
+        return f"has no host name, got {url!r}"
+    if port == 0:
+        return f"has port 0, got {url!r}"
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return f"must not contain spaces or control characters, got {url!r}"
+    return None
+
+
+def known_regions() -> list[str]:
+    """Every region botocore's endpoint data knows, over all partitions."""
+    session = _botocore_session()
+    regions: set[str] = set()
+    for partition in session.get_available_partitions():
+        for service in ("ecs", "ec2"):
+            regions.update(session.get_available_regions(service, partition_name=partition))
+    return sorted(regions)
+
+
+def region_problem(region: str) -> tuple[str, str] | None:
+    """(complaint, hint) when `region` is not a region botocore knows, else None."""
+    if not region.strip():
+        return "the AWS region is empty", "pass a region such as us-east-1, or drop --region to use the config's"
+    regions = known_regions()
+    if region in regions:
+        return None
+    import difflib
+
+    close = difflib.get_close_matches(region, regions, n=1)
+    guess = f"did you mean {close[0]}?" if close else "regions look like us-east-1 or eu-west-1."
+    return f"unknown AWS region {region!r}", f"{guess} (a region newer than your botocore needs `pip install -U boto3`)"
+
+
 def is_loopback(url: str | None) -> bool:
     if not url:
         return False
@@ -34,6 +81,8 @@ def is_loopback(url: str | None) -> bool:
     except ValueError:
         return False
 
+
+RENEW_AFTER = 200  # uses of one client before it is built again, with a full retry quota (see above)
 
 _loader: Any = None
 _loader_lock = threading.Lock()
@@ -61,16 +110,22 @@ class Aws:
     profile: str | None = None
     region: str | None = None
     endpoint_url: str | None = None
-    max_attempts: int = 5
+    max_attempts: int = 10
     trace: Callable[[AwsCall], None] | None = None  # -v: told of every call as it completes
     trace_retries: bool = False  # -vv: told of every retry botocore makes, too
     _session: boto3.Session | None = field(default=None, repr=False)
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
+    _uses: dict[str, int] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def endpoint(self) -> str | None:
-        return self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+        url = self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+        if url is not None and (problem := endpoint_problem(url)):
+            from ghostha.errors import ConfigError
+
+            raise ConfigError(f"the AWS endpoint URL {problem}", hint="pass a URL like http://127.0.0.1:4566")
+        return url
 
     def session(self) -> boto3.Session:
         import boto3
@@ -82,6 +137,11 @@ class Aws:
             if self.region:
                 kwargs["region_name"] = self.region
             session = boto3.Session(botocore_session=_botocore_session(), **kwargs)
+            region = session.region_name
+            if region is not None and (problem := region_problem(region)):
+                from ghostha.errors import ConfigError
+
+                raise ConfigError(problem[0], hint=problem[1])
             if is_loopback(self.endpoint) and session.get_credentials() is None:
                 session = boto3.Session(
                     botocore_session=_botocore_session(),
@@ -96,9 +156,11 @@ class Aws:
         from botocore.config import Config as BotoConfig
 
         with self._lock:
-            if service not in self._clients:
+            self._uses[service] = self._uses.get(service, 0) + 1
+            if service not in self._clients or self._uses[service] > RENEW_AFTER:
+                self._uses[service] = 1
                 cfg = BotoConfig(
-                    retries={"mode": "standard", "max_attempts": self.max_attempts},
+                    retries={"mode": "standard", "total_max_attempts": self.max_attempts},
                     user_agent_extra=f"ghostha/{__version__}",
                     max_pool_connections=20,
                 )

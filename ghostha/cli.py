@@ -8,9 +8,12 @@ Commands only forward to the modules that do the work. Heavy imports (boto3, mot
 from __future__ import annotations
 
 import functools
+import os
+import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ghostha import __version__
-from ghostha.errors import EXIT_FAILED, EXIT_USAGE, GhosthaError
+from ghostha.errors import EXIT_FAILED, EXIT_USAGE, GhosthaError, Interrupted, UsageError, WaitTimeout
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -42,25 +45,33 @@ class Runtime:
 
     def console(self) -> Console:
         if self.out is None:
-            from rich.console import Console
-
-            self.out = Console(no_color=self.no_color or None)
+            self.out = _console(stderr=False, no_color=self.no_color)
         return self.out
 
     def err_console(self) -> Console:
         if self.err is None:
-            from rich.console import Console
-
-            # stderr bound now when it is not a terminal: a Live display on a terminal stdout would otherwise
-            # route what is printed here (the -v trace) to stdout while it runs
-            file = None if sys.stderr.isatty() else sys.stderr
-            self.err = Console(stderr=True, file=file, no_color=self.no_color or None)
+            self.err = _console(stderr=True, no_color=self.no_color)
         return self.err
 
     def ask(self, prompt: str) -> str:
         if self.confirm is not None:
             return self.confirm(prompt)
         return str(click.prompt(prompt, default="", show_default=False))
+
+
+PIPED_WIDTH = 4096  # not a terminal: lines as long as their content (IDs are never cut to fit 80 columns)
+
+
+def _console(stderr: bool, no_color: bool) -> Console:
+    from rich.console import Console
+
+    # stderr bound now when it is not a terminal: a Live display on a terminal stdout would otherwise route what
+    # is printed there (the -v trace) to stdout while it runs
+    file = sys.stderr if stderr and not sys.stderr.isatty() else None
+    console = Console(stderr=stderr, file=file, no_color=no_color or None)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(stderr=stderr, file=file, no_color=no_color or None, width=PIPED_WIDTH)
+    return console
 
 
 @dataclass
@@ -90,6 +101,7 @@ class App:
                 profile=self.profile,
                 region=self.region or cfg.region,
                 endpoint_url=self.endpoint_url or cfg.endpoint_url,
+                max_attempts=cfg.max_attempts,
             )
             self._trace(self._aws)
         return self._aws
@@ -113,13 +125,45 @@ class App:
 
 
 def _fail(runtime: Runtime, exc: GhosthaError) -> None:
-    err = runtime.err_console()
-    err.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False, soft_wrap=True)
-    for line in exc.details:
-        err.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
-    if exc.hint:
-        err.print(f"[yellow]hint:[/] {exc.hint}", markup=True, highlight=False, soft_wrap=True)
+    from ghostha import render
+
+    render.error(runtime.err_console(), exc.message, exc.details, exc.hint)
     sys.exit(exc.exit_code)
+
+
+def _command(ctx: click.Context | None) -> str:
+    """The command as the user typed it (`ghostha sandbox start`), whatever name click was invoked under."""
+    return " ".join(["ghostha", *(ctx.command_path.split()[1:] if ctx is not None else [])])
+
+
+def _interrupted() -> GhosthaError:
+    command = _command(click.get_current_context(silent=True))
+    return Interrupted(f"interrupted: run `{command}` again to resume where it stopped")
+
+
+def _explain(exc: BaseException, kwargs: dict[str, Any]) -> GhosthaError:
+    """Any exception as the one-line error the user sees (AWS's, ours, or a bug of ours: never a traceback)."""
+    if isinstance(exc, WaitTimeout) and kwargs.get("timeout"):
+        more = f"or --timeout {kwargs['timeout']} s may be too short for AWS: pass a larger one"
+        exc.hint = f"{exc.hint}; {more}" if exc.hint else more
+    if isinstance(exc, GhosthaError):
+        return exc
+    if isinstance(exc, KeyboardInterrupt):
+        return _interrupted()
+    if type(exc).__module__.startswith(("botocore", "boto3", "urllib3")):
+        from ghostha.errors import from_boto
+
+        return from_boto(exc if isinstance(exc, Exception) else Exception(str(exc)))
+    from ghostha.errors import one_line
+
+    if isinstance(exc, OSError):  # the machine's, not ours: a port in use, a full disk, a read-only directory
+        where = f": {exc.filename}" if exc.filename else ""
+        return GhosthaError(f"{one_line(exc.strerror or str(exc), 500)}{where}")
+    return GhosthaError(
+        f"internal error: {type(exc).__name__}: {one_line(str(exc), 500)}",
+        hint="this is a bug in ghostha: please report it with the command you ran; "
+        "running it again is safe (it resumes)",
+    )
 
 
 def handled(func: F) -> F:
@@ -131,24 +175,53 @@ def handled(func: F) -> F:
         runtime = app.runtime if app else Runtime()
         try:
             return func(*args, **kwargs)
-        except GhosthaError as exc:
-            _fail(runtime, exc)
-        except KeyboardInterrupt:
-            _fail(
-                runtime,
-                GhosthaError("interrupted", hint="run the same command again: it picks up where it stopped"),
-            )
-        except Exception as exc:
-            if type(exc).__module__.startswith(("botocore", "boto3")):
-                from ghostha.errors import from_boto
-
-                _fail(runtime, from_boto(exc))
-            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            if isinstance(exc, click.exceptions.ClickException | click.exceptions.Exit | click.Abort):
+                raise
+            _fail(runtime, _explain(exc, kwargs))
 
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class GhosthaGroup(click.Group):
+    """click's group, with its usage errors in ghostha's form: `error: …` and a hint, exit 2."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        obj = kwargs.get("obj")
+        runtime = obj if isinstance(obj, Runtime) else Runtime()
+        standalone = kwargs.pop("standalone_mode", True)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
+        except click.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:  # `ghostha` alone: its help
+                click.echo(exc.ctx.get_help())
+                sys.exit(0)
+            _fail(runtime, UsageError(exc.format_message(), hint=f"see `{_command(exc.ctx)} --help`"))
+        except click.ClickException as exc:
+            _fail(runtime, UsageError(exc.format_message()))
+        except click.Abort:  # Ctrl-C or end of input while click itself prompts or parses
+            _fail(runtime, Interrupted("interrupted: nothing was changed"))
+        if not standalone:
+            return result
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+def _check_region(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise click.BadParameter("must not be empty (drop --region to use the config's or AWS's default)")
+    return value
+
+
+def _check_endpoint(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        from ghostha.aws import endpoint_problem
+
+        if problem := endpoint_problem(value):
+            raise click.BadParameter(problem)
+    return value
+
+
+@click.group(cls=GhosthaGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
     "--config",
     "config_path",
@@ -156,8 +229,13 @@ def handled(func: F) -> F:
     help="Config file [default: $GHOSTHA_CONFIG or ./ghostha.yaml].",
 )
 @click.option("--profile", metavar="NAME", help="AWS profile to use.")
-@click.option("--region", metavar="NAME", help="AWS region (overrides the config).")
-@click.option("--endpoint-url", metavar="URL", help="AWS endpoint, e.g. a local sandbox (overrides the config).")
+@click.option("--region", metavar="NAME", callback=_check_region, help="AWS region (overrides the config).")
+@click.option(
+    "--endpoint-url",
+    metavar="URL",
+    callback=_check_endpoint,
+    help="AWS endpoint, e.g. a local sandbox (overrides the config).",
+)
 @click.option(
     "--verbose",
     "-v",
@@ -197,7 +275,7 @@ def _confirm(app: App, question: str, yes: bool, expected: tuple[str, ...], refu
     if yes:
         return
     if not sys.stdin.isatty() and app.runtime.confirm is None:
-        raise GhosthaError(f"{refusal}: there is no terminal to ask on", hint="pass --yes to go ahead")
+        raise UsageError(f"{refusal}: there is no terminal to ask on", hint="pass --yes to go ahead")
     answer = app.runtime.ask(question).strip()
     if answer.lower() not in expected and answer not in expected:
         from ghostha.errors import Aborted
@@ -226,24 +304,41 @@ def up(app: App, dry_run: bool, yes: bool, timeout: int, replace_service: bool) 
     from ghostha.waiting import Deadline
 
     cfg, aws, out = app.config(), app.aws(), app.runtime.console()
-    observed = observe(aws, cfg, "up")
-    planned = plan_up(cfg, observed, replace_service)
-    render.plan(out, planned, dry_run)
-    if dry_run:
-        return
-    if planned.changes:
-        question = f"apply these {len(planned.changes)} changes to stack {cfg.stack}? [y/N]"
-        _confirm(app, question, yes, ("y", "yes"), "nothing was changed")
-    deadline = Deadline(app.runtime.clock, app.runtime.sleep, timeout, cfg.poll_seconds)
-    reporter = render.StepReporter(out)
-    try:
-        execute(aws, cfg, planned, deadline, reporter, observed)
-    finally:
-        reporter.close()
+    with _stack_lock(app, "up", dry_run):
+        observed = observe(aws, cfg, "up")
+        planned = plan_up(cfg, observed, replace_service)
+        render.plan(out, planned, dry_run)
+        if dry_run:
+            return
+        if planned.changes:
+            question = f"apply these {len(planned.changes)} changes to stack {cfg.stack}? [y/N]"
+            _confirm(app, question, yes, ("y", "yes"), "nothing was changed")
+        deadline = Deadline(app.runtime.clock, app.runtime.sleep, timeout, cfg.poll_seconds)
+        reporter = render.StepReporter(out)
+        try:
+            execute(aws, cfg, planned, deadline, reporter, observed)
+        finally:
+            reporter.close()
     report = _status_report(app, events=5)
     out.print(render.status_tables(report))
     if report["site_url"]:
-        out.print(f"[bold green]your blog:[/] {report['site_url']}", highlight=False)
+        render.line(out, report["site_url"], label="your blog:", style="bold green")
+
+
+@contextmanager
+def _stack_lock(app: App, command: str, dry_run: bool) -> Iterator[None]:
+    """One changing run per stack at a time on this machine (a dry run changes nothing and takes no lock)."""
+    if dry_run:
+        yield
+        return
+    from ghostha.config import state_dir
+    from ghostha.lock import stack_lock
+
+    cfg, aws = app.config(), app.aws()
+    account = aws.client("sts").get_caller_identity()["Account"]
+    key = f"{account}-{aws.region_name}-{aws.endpoint or 'aws'}-{cfg.stack}"
+    with stack_lock(state_dir() / "locks", key, cfg.stack, command):
+        yield
 
 
 def _status_report(app: App, events: int) -> dict[str, Any]:
@@ -256,7 +351,9 @@ def _status_report(app: App, events: int) -> dict[str, Any]:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object (keys documented in the README).")
-@click.option("--watch", is_flag=True, help="Redraw every few seconds until Ctrl-C.")
+@click.option(
+    "--watch", is_flag=True, help="Redraw every few seconds until Ctrl-C (with --json: one JSON object per line)."
+)
 @click.option("--events", type=click.IntRange(0, 100), default=10, show_default=True, help="How many events.")
 @pass_app
 @handled
@@ -266,6 +363,14 @@ def status(app: App, as_json: bool, watch: bool, events: int) -> None:
 
     out = app.runtime.console()
     cfg = app.config()
+    if watch and as_json:
+        try:
+            while True:
+                click.echo(render.status_json(_status_report(app, events), lines=True))
+                app.runtime.sleep(cfg.poll_seconds)
+        except KeyboardInterrupt:
+            pass
+        sys.exit(0)
     if watch:
         from rich.live import Live
 
@@ -302,21 +407,22 @@ def teardown(app: App, dry_run: bool, yes: bool, timeout: int) -> None:
     from ghostha.waiting import Deadline
 
     cfg, aws, out = app.config(), app.aws(), app.runtime.console()
-    planned = plan_teardown(cfg, observe_teardown(aws, cfg))
-    render.teardown_table(out, planned, dry_run)
-    if not planned.steps:
-        out.print(f"nothing to delete: stack {cfg.stack} has no resources ghostha created")
-        return
-    if dry_run:
-        return
-    question = f"type the stack name ({cfg.stack}) to delete what is marked delete"
-    _confirm(app, question, yes, (cfg.stack,), "nothing was deleted")
-    deadline = Deadline(app.runtime.clock, app.runtime.sleep, timeout, cfg.poll_seconds)
-    reporter = render.StepReporter(out)
-    try:
-        execute_teardown(aws, cfg, planned, deadline, reporter)
-    finally:
-        reporter.close()
+    with _stack_lock(app, "teardown", dry_run):
+        planned = plan_teardown(cfg, observe_teardown(aws, cfg))
+        render.teardown_table(out, planned, dry_run)
+        if not planned.steps:
+            out.print(f"nothing to delete: stack {cfg.stack} has no resources ghostha created")
+            return
+        if dry_run:
+            return
+        question = f"type the stack name ({cfg.stack}) to delete what is marked delete"
+        _confirm(app, question, yes, (cfg.stack,), "nothing was deleted")
+        deadline = Deadline(app.runtime.clock, app.runtime.sleep, timeout, cfg.poll_seconds)
+        reporter = render.StepReporter(out)
+        try:
+            execute_teardown(aws, cfg, planned, deadline, reporter)
+        finally:
+            reporter.close()
     out.print(f"[bold green]stack {cfg.stack} torn down[/]; left in place: what the table marks leave")
 
 
@@ -410,9 +516,61 @@ def sandbox() -> None:
     """A local AWS (moto + a simulation of ECS) for trying ghostha without an account."""
 
 
+def _sandbox_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}", value):
+        raise click.BadParameter("must be letters, digits, '-' or '_' (at most 40), starting with a letter or digit")
+    return value
+
+
+def _self_command() -> str:
+    """How to run ghostha again from this shell: `ghostha` if that is on PATH and is us, else the path used."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    on_path = shutil.which("ghostha")
+    if on_path and argv0 and Path(on_path).resolve() == Path(argv0).resolve():
+        return "ghostha"
+    if argv0 and Path(argv0).name == "ghostha" and Path(argv0).exists():
+        return os.path.relpath(argv0) if not os.path.isabs(argv0) else argv0
+    return f"{os.path.relpath(sys.executable)} -m ghostha"
+
+
+def _check_port(port: int) -> None:
+    """Refuse a --port that is taken before starting anything (werkzeug would print two lines and exit)."""
+    if port == 0:
+        return
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise UsageError(
+                f"the sandbox cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}",
+                hint="pass another --port, or leave it out for a free one",
+            ) from None
+
+
+def _need_moto() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("moto") is None:
+        raise UsageError(
+            "the sandbox needs moto, which is not installed",
+            hint="install ghostha with its sandbox extra: `pip install 'ghostha[sandbox]'` "
+            "(or `pipx install 'ghostha[sandbox]'`)",
+        )
+
+
 @sandbox.command("start")
 @click.option("--detach", "-d", is_flag=True, help="Run in the background; stop with `ghostha sandbox stop`.")
-@click.option("--name", default="default", show_default=True, help="Name of this sandbox (several may run).")
+@click.option(
+    "--name",
+    default="default",
+    show_default=True,
+    callback=_sandbox_name,
+    help="Name of this sandbox (several may run).",
+)
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port to listen on [default: a free one].")
 @click.option(
     "--scale",
@@ -425,40 +583,51 @@ def sandbox() -> None:
     "--write-config",
     "config_out",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("ghostha-sandbox.yaml"),
-    show_default=True,
-    help="Where to write a ghostha config for the seeded stack.",
+    default=None,
+    help="Where to write a ghostha config for the seeded stack "
+    "[default: ghostha-sandbox.yaml, or ghostha-NAME.yaml with --name].",
 )
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".ghostha"), hidden=True)
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None, hidden=True)
 @pass_app
 @handled
 def sandbox_start(
-    app: App, detach: bool, name: str, port: int, scale: float, config_out: Path, state_dir: Path
+    app: App, detach: bool, name: str, port: int, scale: float, config_out: Path | None, state_dir: Path | None
 ) -> None:
     """Start the sandbox seeded with the story's starting point, and write a config for it."""
+    _need_moto()
     from ghostha.sandbox import control
 
+    _check_port(port)
+    states = state_dir or control.default_state_dir()
+    config_out = config_out or control.default_config_path(name)
+    control.check_config_target(config_out)
     out = app.runtime.console()
     poll = max(0.2, min(5.0, 15.0 / scale))  # about 15 simulated seconds between polls
+    step = f"{_self_command()} --config {config_out} up"
     if detach:
-        running = control.start_detached(state_dir, name, scale, port)
+        running = control.start_detached(states, name, scale, port)
         assert running.seeded is not None
-        control.write_config(config_out, running.seeded, running.endpoint, poll)
-        out.print(f"sandbox '{name}' running at {running.endpoint} (pid {running.pid})", highlight=False)
-        out.print(f"config written to {config_out}; next: ghostha --config {config_out} up", highlight=False)
+        try:
+            control.write_config(config_out, running.seeded, running.endpoint, poll)
+        except BaseException:
+            control.stop(states, name)
+            raise
+        control.remember_config(running, config_out)
+        out.print(f"sandbox '{name}' running at {running.endpoint} (pid {running.pid})", highlight=False, markup=False)
+        out.print(f"config written to {config_out}; next:", highlight=False, markup=False)
+        out.print(f"  {step}", highlight=False, markup=False, soft_wrap=True)
         return
-    if control.find(state_dir, name) is not None:
-        raise GhosthaError(f"sandbox '{name}' is already running", hint="stop it first, or use --name")
+    if (other := control.find(states, name)) is not None:
+        raise control.already_running(other)
     from ghostha.sandbox.server import Sandbox
 
     box = Sandbox(port=port, scale=scale).start()
     try:
         assert box.seeded is not None
         control.write_config(config_out, box.seeded.to_dict(), box.endpoint, poll)
-        out.print(f"sandbox running at {box.endpoint}; Ctrl-C stops it", highlight=False)
-        out.print(
-            f"config written to {config_out}; in another shell: ghostha --config {config_out} up", highlight=False
-        )
+        out.print(f"sandbox running at {box.endpoint}; Ctrl-C stops it", highlight=False, markup=False)
+        out.print(f"config written to {config_out}; in another shell:", highlight=False, markup=False)
+        out.print(f"  {step}", highlight=False, markup=False, soft_wrap=True)
         while True:
             app.runtime.sleep(3600)
     except KeyboardInterrupt:
@@ -468,26 +637,26 @@ def sandbox_start(
 
 
 @sandbox.command("stop")
-@click.option("--name", default="default", show_default=True)
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".ghostha"), hidden=True)
+@click.option("--name", default="default", show_default=True, callback=_sandbox_name)
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None, hidden=True)
 @pass_app
 @handled
-def sandbox_stop(app: App, name: str, state_dir: Path) -> None:
+def sandbox_stop(app: App, name: str, state_dir: Path | None) -> None:
     """Stop a detached sandbox."""
     from ghostha.sandbox import control
 
-    stopped = control.stop(state_dir, name)
+    stopped = control.stop(state_dir or control.default_state_dir(), name)
     if stopped is None:
         app.runtime.console().print(f"no sandbox '{name}' is running")
         return
-    app.runtime.console().print(f"sandbox '{name}' at {stopped.endpoint} stopped", highlight=False)
+    app.runtime.console().print(f"sandbox '{name}' at {stopped.endpoint} stopped", highlight=False, markup=False)
 
 
 def main() -> None:
     try:
         cli(prog_name="ghostha")
-    except KeyboardInterrupt:  # pragma: no cover - Ctrl-C while click itself runs
-        sys.exit(EXIT_FAILED)
+    except KeyboardInterrupt:  # pragma: no cover - Ctrl-C before click's own handling starts
+        sys.exit(Interrupted.exit_code)
 
 
 __all__ = ["EXIT_USAGE", "App", "Runtime", "cli", "main"]

@@ -74,6 +74,7 @@ class Config:
     region: str | None = None
     endpoint_url: str | None = None
     poll_seconds: float = 5.0
+    max_attempts: int = 10
     source: str = "<config>"
 
     @property
@@ -143,33 +144,64 @@ def _ami(v: Any) -> str | None:
 
 
 def _url(v: Any) -> str | None:
-    return None if re.match(r"^https?://", v) else f"must be an http(s) URL, got {v!r}"
+    from ghostha.aws import endpoint_problem
+
+    return endpoint_problem(v)
+
+
+def _region(v: Any) -> str | None:
+    if re.fullmatch(r"[a-z]{2,4}(-[a-z]+)+-\d{1,2}", v):
+        return None
+    return f"must be an AWS region like us-east-1, got {v!r}"
+
+
+def _number(v: Any) -> str | None:
+    return None if v == v and v not in (float("inf"), float("-inf")) else f"must be a finite number, got {v}"
+
+
+def _all(*checks: Check) -> Check:
+    def check(v: Any) -> str | None:
+        for c in checks:
+            if complaint := c(v):
+                return complaint
+        return None
+
+    return check
+
+
+def _text(v: Any) -> str | None:
+    if not v.strip():
+        return "must not be empty"
+    if any(not c.isprintable() for c in v):
+        return f"must not contain control characters, got {v!r}"
+    return None
 
 
 SCHEMA: dict[str, Any] = {
     "stack": Key(str, required=True, check=_name, example="ghost-ha"),
-    "region": Key(str, nullable=True),
+    "region": Key(str, nullable=True, check=_region),
     "endpoint_url": Key(str, nullable=True, check=_url),
-    "poll_seconds": Key((int, float), default=5.0, check=_between(0.05, 60)),
+    "poll_seconds": Key((int, float), default=5.0, check=_all(_number, _between(0.05, 60))),
+    "max_attempts": Key(int, default=10, check=_between(1, 50)),
     "network": {
-        "subnets": Key(list, required=True, check=_subnets, example="[subnet-a, subnet-b]"),
+        "subnets": Key(list, required=True, check=_subnets, example="[subnet-0abc…, subnet-0def…]"),
         "security_group": Key(str, required=True, check=_prefix("sg-", "a security group id"), example="sg-…"),
     },
     "cluster": {
         "name": Key(str, nullable=True, check=_name),
         "instance_count": Key(int, default=2, check=_between(1, 100)),
-        "instance_type": Key(str, default="t3.small"),
+        "instance_type": Key(str, default="t3.small", check=_text),
         "ami": Key(str, default=DEFAULT_AMI, check=_ami),
-        "instance_profile": Key(str, default="ecsInstanceRole"),
+        "instance_profile": Key(str, default="ecsInstanceRole", check=_text),
         "key_name": Key(str, nullable=True),
     },
     "task": {
-        "family": Key(str, default="ghost"),
-        "container": Key(str, default="ghost"),
+        "family": Key(str, default="ghost", check=_text),
+        "container": Key(str, default="ghost", check=_text),
         "container_port": Key(int, default=2368, check=_between(1, 65535)),
     },
     "service": {
-        "name": Key(str, default="ghost"),
+        "name": Key(str, default="ghost", check=_text),
         "desired_count": Key(int, default=6, check=_between(1, 1000)),
         "role": Key(str, nullable=True),
         "health_check_grace_seconds": Key(int, default=120, check=_between(0, 2147483647)),
@@ -177,8 +209,8 @@ SCHEMA: dict[str, Any] = {
         "maximum_percent": Key(int, default=200, check=_between(100, 200)),
     },
     "load_balancer": {
-        "name": Key(str, default="ghost-elb"),
-        "target_group": Key(str, default="ghost-tg"),
+        "name": Key(str, default="ghost-elb", check=_text),
+        "target_group": Key(str, default="ghost-tg", check=_text),
     },
 }
 
@@ -247,6 +279,7 @@ def parse(data: Any, source: str = "<config>") -> Config:
         region=v["region"],
         endpoint_url=v["endpoint_url"],
         poll_seconds=float(v["poll_seconds"]),
+        max_attempts=v["max_attempts"],
         network=NetworkConfig(tuple(v["network"]["subnets"]), v["network"]["security_group"]),
         cluster=ClusterConfig(**{**cluster, "name": cluster["name"] or v["stack"]}),
         task=TaskConfig(**v["task"]),
@@ -254,6 +287,32 @@ def parse(data: Any, source: str = "<config>") -> Config:
         load_balancer=LoadBalancerConfig(**v["load_balancer"]),
         source=source,
     )
+
+
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (it would silently keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if not isinstance(key, str | int | float | bool):
+                continue  # an unhashable key: validation reports it
+            if key in seen:
+                raise _DuplicateKey(None, None, f"the key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def state_dir() -> Path:
+    """Per-user state (sandboxes, stack locks): $XDG_STATE_HOME/ghostha, else ~/.local/state/ghostha."""
+    base = os.environ.get("XDG_STATE_HOME") or ""
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".local" / "state"
+    return root / "ghostha"
 
 
 def resolve_path(path: str | None) -> Path:
@@ -265,6 +324,13 @@ def load(path: str | None = None) -> Config:
     p = resolve_path(path)
     try:
         text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{p}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})",
+            hint="save the file as UTF-8",
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {p} is a directory", hint="pass the YAML file's path with --config") from None
     except FileNotFoundError:
         raise ConfigError(
             f"config file {p} not found",
@@ -274,10 +340,13 @@ def load(path: str | None = None) -> Config:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{p}{where}: {problem}", hint="fix the YAML syntax (indentation, colons, quotes)") from None
+        hint = "fix the YAML syntax (indentation, colons, quotes)"
+        if isinstance(exc, _DuplicateKey):
+            hint = "keep one of them: YAML would silently take the last"
+        raise ConfigError(f"{p}{where}: {problem}", hint=hint) from None
     return parse(data, str(p))

@@ -12,6 +12,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_TIMEOUT = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 class GhosthaError(Exception):
@@ -74,6 +75,24 @@ class Aborted(GhosthaError):
     exit_code = EXIT_FAILED
 
 
+class UsageError(GhosthaError):
+    """The command line cannot be run as given (a bad option, no terminal to ask on)."""
+
+    exit_code = EXIT_USAGE
+
+
+class Interrupted(GhosthaError):
+    """Ctrl-C: the run stopped where it was; running the command again resumes it."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+class LockedError(GhosthaError):
+    """Another ghostha run holds the stack's lock."""
+
+    exit_code = EXIT_FAILED
+
+
 # Hints for AWS error codes and messages that users meet; matched in this order.
 _HINTS: list[tuple[str, str]] = [
     (
@@ -112,11 +131,14 @@ def from_boto(exc: Exception, operation: str | None = None) -> GhosthaError:
     """Translate a botocore exception into a GhosthaError (one line, with the operation and AWS's words)."""
     from botocore.exceptions import (
         ClientError,
+        ConnectionError,
         EndpointConnectionError,
         NoCredentialsError,
         NoRegionError,
         PartialCredentialsError,
+        ProfileNotFound,
     )
+    from botocore.parsers import ResponseParserError
 
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
         return CredentialsError(
@@ -128,18 +150,50 @@ def from_boto(exc: Exception, operation: str | None = None) -> GhosthaError:
         return CredentialsError(
             "no AWS region set", hint="set `region:` in the config, pass --region, or set AWS_DEFAULT_REGION"
         )
-    if isinstance(exc, EndpointConnectionError):
+    if isinstance(exc, ProfileNotFound):
+        return ConfigError(
+            f"AWS profile {exc.kwargs.get('profile', '')!r} not found",
+            hint="list your profiles with `aws configure list-profiles`, or drop --profile to use the default chain",
+        )
+    if isinstance(exc, EndpointConnectionError | ConnectionError):
         return AwsError(
-            f"cannot reach the AWS endpoint: {exc}",
+            f"cannot reach the AWS endpoint: {one_line(str(exc))}",
             hint="check the network, or the endpoint_url (is the sandbox running? `ghostha sandbox start`)",
         )
+    op = operation or getattr(exc, "operation_name", "") or "AWS call"
+    if isinstance(exc, ResponseParserError):
+        return not_aws(op)
     if isinstance(exc, ClientError):
         err: Any = exc.response.get("Error", {})
         code = str(err.get("Code", "Unknown"))
-        message = str(err.get("Message", "")).strip() or code
-        op = operation or getattr(exc, "operation_name", "") or "AWS call"
+        message = one_line(str(err.get("Message", ""))) or code
+        if looks_like_html(code) or looks_like_html(message) or (code.isdigit() and not err.get("Message")):
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            return not_aws(op, status)
         return AwsError(f"{op} failed: {code}: {message}", hint=hint_for(code, message))
-    return AwsError(f"{operation or 'AWS call'} failed: {exc}")
+    return AwsError(f"{op} failed: {type(exc).__name__}: {one_line(str(exc))}")
+
+
+def not_aws(operation: str, status: Any = None) -> AwsError:
+    """The endpoint answered, but not as AWS does (a web page, an empty body): one line, not the page."""
+    answer = f" (HTTP {status})" if status else ""
+    return AwsError(
+        f"{operation} failed: the endpoint answered with something that is not an AWS response{answer}",
+        hint="check endpoint_url / --endpoint-url: it must be an AWS API endpoint (or a running sandbox's)",
+    )
+
+
+def looks_like_html(text: str) -> bool:
+    head = text.lstrip()[:200].lower()
+    return head.startswith(("<!doctype", "<html", "<head", "<body", "<?xml")) or "<html" in head
+
+
+def one_line(text: str, limit: int = 2000) -> str:
+    """Text from outside (AWS, files) as one line: whitespace runs collapsed, very long text cut with a note."""
+    flat = " ".join(text.split())
+    if len(flat) > limit:
+        flat = f"{flat[:limit]}… ({len(flat) - limit} more characters)"
+    return flat
 
 
 def error_code(exc: Exception) -> str:

@@ -60,9 +60,12 @@ def gather(calls: dict[str, Callable[[], Any]], workers: int = 8) -> dict[str, A
     """Run independent calls concurrently; results by name. The first exception propagates."""
     if len(calls) <= 1:
         return {k: f() for k, f in calls.items()}
-    with ThreadPoolExecutor(max_workers=min(workers, len(calls))) as pool:
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(calls)))
+    try:
         futures = {k: pool.submit(f) for k, f in calls.items()}
         return {k: fut.result() for k, fut in futures.items()}
+    finally:  # on Ctrl-C or a failed call, do not wait for the calls still in flight
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def chunks(items: list[str], size: int) -> Iterable[list[str]]:

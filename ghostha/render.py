@@ -1,8 +1,15 @@
-"""Rich tables and JSON for plans, progress and status reports. Nothing else in ghostha prints."""
+"""Rich tables and JSON for plans, progress and status reports. Nothing else in ghostha prints.
+
+Text that comes from outside (AWS's answers: names, tags, event messages, stop reasons, error messages) is never
+read as rich markup and never reaches the terminal raw: `plain()` turns it into a Text with control characters
+shown as escapes, and every table cell goes through it. Columns fold long values onto more lines rather than cut
+them, so an ID is never shortened.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
@@ -22,12 +29,40 @@ if TYPE_CHECKING:
 
 VERDICT_STYLE = {"HEALTHY": "bold green", "DEGRADED": "bold red", "NOT DEPLOYED": "bold yellow"}
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(value: Any) -> str:
+    """`value` as a string safe for a terminal: control characters (and newlines) shown as escapes."""
+    text = "" if value is None else str(value)
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text.replace("\n", " "))
+
+
+def plain(value: Any, style: str = "") -> Text:
+    """Outside text as a rich Text: never markup, never raw control characters."""
+    return Text(printable(value), style=style)
+
+
+def error(console: Console, message: str, details: list[str], hint: str | None) -> None:
+    """The one `error: …` line (details indented below it, an optional `hint: …` line) on the error console."""
+    console.print(Text.assemble(("error:", "bold red"), " ", printable(message)), soft_wrap=True)
+    for line in details:
+        console.print(Text("  " + printable(line)), soft_wrap=True)
+    if hint:
+        console.print(Text.assemble(("hint:", "yellow"), " ", printable(hint)), soft_wrap=True)
+
+
+def line(console: Console, text: Any, label: str = "", style: str = "") -> None:
+    """One line of outside text, optionally after a styled label (`your blog: …`)."""
+    parts: list[Any] = [(label, style), " "] if label else []
+    console.print(Text.assemble(*parts, printable(text)), soft_wrap=True)
+
 
 def plan(console: Console, p: Plan, dry_run: bool) -> None:
     for w in p.warnings:
-        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+        console.print(Text.assemble(("warning:", "yellow"), " ", printable(w)), soft_wrap=True)
     for n in p.notes:
-        console.print(f"[bold]note:[/] {n}", highlight=False)
+        console.print(Text.assemble(("note:", "bold"), " ", printable(n)), soft_wrap=True)
     if not p.changes:
         console.print("[green]nothing to change[/]: the stack is as configured")
         return
@@ -35,9 +70,14 @@ def plan(console: Console, p: Plan, dry_run: bool) -> None:
     console.print(f"[bold]{title}[/]")
     for i, s in enumerate(p.steps, 1):
         style = "bold" if s.mutating else "dim"
-        console.print(f"{i:>3}. [{style}]{s.action}[/] {s.resource}: {s.detail}", highlight=False, soft_wrap=True)
+        console.print(
+            Text.assemble(
+                f"{i:>3}. ", (printable(s.action), style), f" {printable(s.resource)}: {printable(s.detail)}"
+            ),
+            soft_wrap=True,
+        )
         for c in s.changes:
-            console.print(f"       {c}", highlight=False, soft_wrap=True)
+            console.print(Text(f"       {printable(c)}"), soft_wrap=True)
 
 
 class StepReporter:
@@ -51,7 +91,7 @@ class StepReporter:
     def step(self, step: Step) -> None:
         self._stop_live()
         if not step.mutating:
-            self._spinner = Spinner("dots", text=Text(f"waiting for {step.resource}: {step.detail}"))
+            self._spinner = Spinner("dots", text=plain(f"waiting for {step.resource}: {step.detail}"))
             self._live = Live(self._spinner, console=self.console, refresh_per_second=8, transient=True)
             self._live.start()
 
@@ -59,13 +99,15 @@ class StepReporter:
         self._stop_live()
         verb = "✓" if step.mutating else "✓ ready:"
         extra = f" ({note})" if note else ""
-        self.console.print(f"[green]{verb}[/] {step.action} {step.resource}{extra}", highlight=False)
+        self.console.print(
+            Text.assemble((verb, "green"), " ", printable(f"{step.action} {step.resource}{extra}")), soft_wrap=True
+        )
 
     def status(self, text: str) -> None:
-        self._spinner.update(text=Text(text))
+        self._spinner.update(text=plain(text))
 
     def event(self, text: str) -> None:
-        self.console.print(f"  [dim]event:[/] {text}", highlight=False)
+        self.console.print(Text.assemble("  ", ("event:", "dim"), " ", printable(text)), soft_wrap=True)
 
     def _stop_live(self) -> None:
         if self._live is not None:
@@ -77,13 +119,21 @@ class StepReporter:
 
 
 def _table(title: str, columns: tuple[str, ...]) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=plain(title), title_justify="left")
     for col in columns:
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     return table
 
 
-def status_json(report: dict[str, Any]) -> str:
+def _row(table: Table, *cells: Any) -> None:
+    """A table row of outside values: each a plain Text (a Text passed in keeps its style)."""
+    table.add_row(*(c if isinstance(c, Text) else plain(c) for c in cells))
+
+
+def status_json(report: dict[str, Any], lines: bool = False) -> str:
+    """The report as JSON: indented, or (lines=True, for `status --watch --json`) one object on one line."""
+    if lines:
+        return json.dumps(report, default=str)
     return json.dumps(report, indent=2, sort_keys=False, default=str)
 
 
@@ -91,28 +141,31 @@ def status_tables(report: dict[str, Any]) -> Group:
     parts: list[Any] = []
     verdict = report["verdict"]
     summary = Table.grid(padding=(0, 2))
-    summary.add_row("stack", report["stack"])
-    summary.add_row("cluster", f"{report['cluster']['name']} ({report['cluster']['status'] or 'absent'})")
-    summary.add_row("site", report["site_url"] or "-")
-    summary.add_row("verdict", Text(f"{verdict}: {report['reason']}", style=VERDICT_STYLE.get(verdict, "")))
+    summary.add_column(overflow="fold")
+    summary.add_column(overflow="fold")
+    _row(summary, "stack", report["stack"])
+    _row(summary, "cluster", f"{report['cluster']['name']} ({report['cluster']['status'] or 'absent'})")
+    _row(summary, "site", report["site_url"] or "-")
+    _row(summary, "verdict", plain(f"{verdict}: {report['reason']}", style=VERDICT_STYLE.get(verdict, "")))
     parts.append(summary)
 
     if report["instances"]:
         t = _table("instances", ("instance", "AZ", "type", "AMI", "status", "agent", "tasks", "free CPU", "free MiB"))
         for i in report["instances"]:
-            t.add_row(
+            _row(
+                t,
                 i["instance_id"],
-                i["az"] or "",
-                i["instance_type"] or "",
-                Text(
+                i["az"],
+                i["instance_type"],
+                plain(
                     f"{i['ami'] or '?'}{' (old)' if i['ami_outdated'] else ''}",
                     style="yellow" if i["ami_outdated"] else "",
                 ),
-                i["status"] or "",
-                "yes" if i["agent_connected"] else "[red]no[/]",
-                str(i["running_tasks"]),
-                str(i["free_cpu"]),
-                str(i["free_memory"]),
+                i["status"],
+                Text("yes") if i["agent_connected"] else Text("no", style="red"),
+                i["running_tasks"],
+                i["free_cpu"],
+                i["free_memory"],
             )
         parts.append(t)
 
@@ -121,26 +174,28 @@ def status_tables(report: dict[str, Any]) -> Group:
         t = _table(
             f"service {svc['name']}", ("desired", "running", "pending", "revision", "min/max %", "grace s", "placement")
         )
-        t.add_row(
-            str(svc["desired"]),
-            str(svc["running"]),
-            str(svc["pending"]),
+        _row(
+            t,
+            svc["desired"],
+            svc["running"],
+            svc["pending"],
             svc["task_definition"],
             f"{svc['minimum_healthy_percent']}/{svc['maximum_percent']}",
-            str(svc["health_check_grace_seconds"]),
+            svc["health_check_grace_seconds"],
             ", ".join(svc["placement_strategy"]) or "-",
         )
         parts.append(t)
         d = _table("deployments", ("id", "status", "rollout", "revision", "running/desired", "failed"))
         for dep in svc["deployments"]:
             style = "red" if dep["rollout_state"] == "FAILED" else ""
-            d.add_row(
-                str(dep["id"]),
-                str(dep["status"]),
-                Text(str(dep["rollout_state"]), style=style),
+            _row(
+                d,
+                dep["id"],
+                dep["status"],
+                plain(dep["rollout_state"], style=style),
                 dep["task_definition"],
                 f"{dep['running']}/{dep['desired']}",
-                str(dep["failed_tasks"]),
+                dep["failed_tasks"],
             )
         parts.append(d)
 
@@ -149,42 +204,43 @@ def status_tables(report: dict[str, Any]) -> Group:
         for task in report["tasks"]:
             health = task["health"]
             style = "green" if health == "healthy" else "red" if health in ("unhealthy", "unregistered") else "yellow"
-            t.add_row(
-                task["task_id"][:8],
+            _row(
+                t,
+                task["task_id"],
                 task["revision"],
-                task["instance_id"] or "",
-                task["az"] or "",
+                task["instance_id"],
+                task["az"],
                 f"{task['host_port']}→{task['container_port']}",
-                task["last_status"] or "",
-                task["started_ago"] or "",
-                Text(health, style=style),
+                task["last_status"],
+                task["started_ago"],
+                plain(health, style=style),
             )
         parts.append(t)
 
     if report["targets"]:
         t = _table("targets", ("instance", "port", "state", "reason", "task"))
         for tgt in report["targets"]:
-            task = tgt["task_id"][:8] if tgt["task_id"] else ("[red]stale: no running task[/]" if tgt["stale"] else "")
-            t.add_row(tgt["instance_id"], str(tgt["port"]), tgt["state"], tgt["reason"] or "", task)
+            stale = Text("stale: no running task", style="red") if tgt["stale"] else Text("")
+            _row(t, tgt["instance_id"], tgt["port"], tgt["state"], tgt["reason"], tgt["task_id"] or stale)
         parts.append(t)
 
     spread = report["spread"]
     if spread["per_instance"]:
-        line = "spread: " + ", ".join(f"{k}: {v}" for k, v in sorted(spread["per_instance"].items()))
-        line += " | " + ", ".join(f"{k}: {v}" for k, v in sorted(spread["per_az"].items()))
-        parts.append(Text(line))
+        text = "spread: " + ", ".join(f"{k}: {v}" for k, v in sorted(spread["per_instance"].items()))
+        text += " | " + ", ".join(f"{k}: {v}" for k, v in sorted(spread["per_az"].items()))
+        parts.append(plain(text))
         if spread["warning"]:
-            parts.append(Text(f"warning: {spread['warning']}", style="yellow"))
+            parts.append(plain(f"warning: {spread['warning']}", style="yellow"))
 
     if report["events"]:
         t = _table("newest service events", ("at", "message"))
         for e in report["events"]:
-            t.add_row((e["at"] or "")[11:19], e["message"])
+            _row(t, (e["at"] or "")[11:19], e["message"])
         parts.append(t)
     if report["stopped_tasks"]:
         t = _table("recently stopped tasks", ("task", "stopped", "reason"))
         for s in report["stopped_tasks"]:
-            t.add_row(s["task_id"][:8], (s["stopped_at"] or "")[11:19], s["reason"] or "")
+            _row(t, s["task_id"], (s["stopped_at"] or "")[11:19], s["reason"])
         parts.append(t)
     if verdict == "NOT DEPLOYED":
         parts.append(Text("nothing deployed yet: run `ghostha up` to deploy", style="yellow"))
@@ -195,8 +251,8 @@ def teardown_table(console: Console, p: TeardownPlan, dry_run: bool) -> None:
     title = "teardown (dry run: nothing was deleted)" if dry_run else "teardown"
     table = _table(title, ("resource", "name", "action", "why"))
     for item in p.items:
-        action = Text(item.action, style="bold red" if item.action == "delete" else "green")
-        table.add_row(item.kind, item.name, action, item.why)
+        action = plain(item.action, style="bold red" if item.action == "delete" else "green")
+        _row(table, item.kind, item.name, action, item.why)
     console.print(table)
 
 
@@ -220,10 +276,12 @@ def aws_call(console: Console, call: AwsCall) -> None:
 def init_written(console: Console, path: Path | None, draft: Draft) -> None:
     """What `init` wrote, and the next step."""
     where = f"account {draft.account} in {draft.region}" if draft.account else str(draft.region)
-    console.print(f"config {'written to ' + str(path) if path else 'written'} from {where}", highlight=False)
+    console.print(
+        f"config {'written to ' + str(path) if path else 'written'} from {where}", highlight=False, markup=False
+    )
     if not draft.todos:
         flag = f" --config {path}" if path is not None and str(path) != "ghostha.yaml" else ""
-        console.print(f"next: ghostha{flag} up --dry-run, then ghostha{flag} up", highlight=False)
+        console.print(f"next: ghostha{flag} up --dry-run, then ghostha{flag} up", highlight=False, markup=False)
 
 
 # --- doctor ---------------------------------------------------------------------------------------------------
@@ -247,11 +305,11 @@ def doctor_tables(result: Audit, stack: str) -> Group:
         t = _table(area, ("", "check"))
         t.add_column("evidence (and fix)", overflow="fold")
         for c in sorted((c for c in result.checks if c.area == area), key=lambda c: rank[c.verdict]):
-            found = Text(c.evidence)
+            found = plain(c.evidence)
             if c.fix:
                 found.append("\nfix: ", style="bold")
-                found.append(c.fix)
-            t.add_row(Text(c.verdict, style=CHECK_STYLE[c.verdict]), c.title, found)
+                found.append(printable(c.fix))
+            t.add_row(Text(c.verdict, style=CHECK_STYLE[c.verdict]), plain(c.title), found)
         parts.append(t)
     n = counts(result.checks)
     verdict = result.verdict

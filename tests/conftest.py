@@ -39,6 +39,14 @@ def _no_real_aws(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempP
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
+@pytest.fixture(autouse=True)
+def _own_state_dir(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Per-user state (sandboxes, stack locks) in a directory of this test's own: parallel runs never collide."""
+    state = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    return state / "ghostha"
+
+
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator[Sandbox]:
     box = Sandbox().start(seed_story=False)
@@ -271,7 +279,7 @@ def run_cli(
 
 
 def mutating(requests: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    return [r for r in requests if not r[1].startswith(("Describe", "List", "Get"))]
+    return [r for r in requests if is_mutating(r[1])]
 
 
 def ctrl_c_on_sleep(box: Sandbox, n: int) -> Callable[[float], None]:
@@ -286,3 +294,40 @@ def ctrl_c_on_sleep(box: Sandbox, n: int) -> Callable[[float], None]:
         box.advance(seconds)
 
     return sleep
+
+
+# --- fault injection: botocore event handlers on the sessions ghostha builds ----------------------------------
+
+
+def on_sessions(monkeypatch: pytest.MonkeyPatch, event: str, handler: Callable[..., Any]) -> None:
+    """Register `handler` for botocore `event` on every session `ghostha.aws` builds (test-only)."""
+    import ghostha.aws as aws
+
+    original = aws._botocore_session
+
+    def with_handler() -> Any:
+        session = original()
+        session.register(event, handler)
+        return session
+
+    monkeypatch.setattr(aws, "_botocore_session", with_handler)
+
+
+class FakeHttp:
+    """What a `before-call` handler returns as the HTTP side of a short-circuited call."""
+
+    def __init__(self, status_code: int) -> None:
+        self.status_code = status_code
+        self.headers: dict[str, str] = {}
+
+
+def aws_error(code: str, message: str, status: int = 400) -> tuple[FakeHttp, dict[str, Any]]:
+    """A `before-call` handler's answer that makes botocore raise ClientError(code, message)."""
+    return FakeHttp(status), {
+        "Error": {"Code": code, "Message": message},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+
+
+def is_mutating(action: str) -> bool:
+    return not action.startswith(("Describe", "List", "Get"))

@@ -55,7 +55,7 @@ def test_example_config_is_valid() -> None:
         (GOOD.replace("sg-123", "default"), "'network.security_group' must be a security group id"),
         (GOOD + "cluster:\n  ami: ubuntu\n", "'cluster.ami' must be an AMI id"),
         (GOOD.replace("stack: ghost-ha", "stack: 9lives"), "'stack' must start with a letter"),
-        (GOOD + "network: [1]\n", "'network' must be a mapping"),
+        ("stack: ghost-ha\nnetwork: [1]\n", "'network' must be a mapping"),
         ("stack: [unclosed\n", "line 2"),
         ("- a list\n", "must hold a mapping"),
     ],

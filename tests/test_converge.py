@@ -20,6 +20,7 @@ RUNTIME_KEYS = {
     "region",
     "endpoint_url",
     "poll_seconds",
+    "max_attempts",
 }
 
 

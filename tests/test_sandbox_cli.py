@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import boto3
+import pytest
 import yaml
+from click.testing import CliRunner
 
 from ghostha import config
+from ghostha.cli import cli
+from ghostha.sandbox import control
 
 
 def ghostha(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -18,30 +24,77 @@ def ghostha(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_detached_sandboxes_start_side_by_side_and_stop(tmp_path: Path) -> None:
+def test_detached_sandboxes_start_side_by_side_and_stop(tmp_path: Path, _own_state_dir: Path) -> None:
     one = ghostha("sandbox", "start", "--detach", "--name", "one", "--write-config", "one.yaml", cwd=tmp_path)
     try:
         assert one.returncode == 0, one.stderr
-        two = ghostha("sandbox", "start", "--detach", "--name", "two", "--write-config", "two.yaml", cwd=tmp_path)
+        two = ghostha("sandbox", "start", "--detach", "--name", "two", cwd=tmp_path)
         try:
             assert two.returncode == 0, two.stderr
-            cfg1, cfg2 = config.load(str(tmp_path / "one.yaml")), config.load(str(tmp_path / "two.yaml"))
+            assert "ghostha-two.yaml" in two.stdout, "a named sandbox gets a config of its own name"
+            cfg1, cfg2 = config.load(str(tmp_path / "one.yaml")), config.load(str(tmp_path / "ghostha-two.yaml"))
             assert cfg1.endpoint_url != cfg2.endpoint_url, "two sandboxes never share a port"
             assert cfg1.endpoint_url and cfg1.endpoint_url.startswith("http://127.0.0.1:")
             again = ghostha("sandbox", "start", "--detach", "--name", "one", cwd=tmp_path)
-            assert again.returncode != 0 and "already running" in again.stderr
+            assert again.returncode == 2
+            assert "already running" in again.stderr and str((tmp_path / "one.yaml").resolve()) in again.stderr
+            assert "Traceback" not in again.stderr
             # the written config points at a seeded sandbox
             elbv2 = boto3.client("elbv2", endpoint_url=cfg1.endpoint_url, region_name="us-east-1")
             assert elbv2.describe_load_balancers(Names=["ghost-elb"])["LoadBalancers"]
             raw = yaml.safe_load((tmp_path / "one.yaml").read_text())
             assert raw["network"]["subnets"] == list(cfg1.network.subnets)
+            # state is per user, not per directory: stop works from anywhere
+            assert not (tmp_path / ".ghostha").exists()
+            assert sorted(p.name for p in (_own_state_dir / "sandboxes").glob("*.json")) == [
+                "sandbox-one.json",
+                "sandbox-two.json",
+            ]
+            elsewhere = tmp_path / "elsewhere"
+            elsewhere.mkdir()
+            started = time.monotonic()
+            assert control.stop(_own_state_dir / "sandboxes", "two") is not None
+            assert time.monotonic() - started < 1.0, "sandbox stop takes well under a second"
         finally:
-            assert ghostha("sandbox", "stop", "--name", "two", cwd=tmp_path).returncode == 0
+            ghostha("sandbox", "stop", "--name", "two", cwd=tmp_path)
     finally:
-        stopped = ghostha("sandbox", "stop", "--name", "one", cwd=tmp_path)
+        stopped = ghostha("sandbox", "stop", "--name", "one", cwd=tmp_path / "elsewhere")
     assert stopped.returncode == 0 and "stopped" in stopped.stdout
-    assert not list((tmp_path / ".ghostha").glob("*.json")), "state files are removed"
+    assert not list((_own_state_dir / "sandboxes").glob("*.json")), "state files are removed"
     assert "no sandbox" in ghostha("sandbox", "stop", "--name", "one", cwd=tmp_path).stdout
+
+
+def test_printed_next_step_runs_as_printed(tmp_path: Path) -> None:
+    started = ghostha("sandbox", "start", "--detach", cwd=tmp_path)
+    try:
+        assert started.returncode == 0, started.stderr
+        lines = started.stdout.splitlines()
+        step = lines[lines.index("config written to ghostha-sandbox.yaml; next:") + 1].strip()
+        argv = shlex.split(step)
+        assert argv[-3:] == ["--config", "ghostha-sandbox.yaml", "up"]
+        ran = subprocess.run([*argv[:-1], "status"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert ran.returncode == 1 and "NOT DEPLOYED" in ran.stdout, ran.stderr
+    finally:
+        ghostha("sandbox", "stop", cwd=tmp_path)
+
+
+def test_unwritable_config_path_refuses_before_starting_anything(tmp_path: Path, _own_state_dir: Path) -> None:
+    ran = ghostha("sandbox", "start", "--detach", "--write-config", str(tmp_path / "no" / "x.yaml"), cwd=tmp_path)
+    assert ran.returncode == 2 and ran.stdout == ""
+    assert ran.stderr.splitlines()[0].startswith("error: cannot write the config to ")
+    assert "Traceback" not in ran.stderr
+    assert not list(_own_state_dir.glob("**/*.json")), "no sandbox left running"
+
+
+def test_sandbox_without_moto_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "moto", None)  # as after `pip install ghostha` without the extra
+    result = CliRunner().invoke(cli, ["sandbox", "start"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: the sandbox needs moto, which is not installed",
+        "hint: install ghostha with its sandbox extra: `pip install 'ghostha[sandbox]'` "
+        "(or `pipx install 'ghostha[sandbox]'`)",
+    ]
 
 
 def test_foreground_sandbox_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:

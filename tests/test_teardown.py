@@ -124,7 +124,7 @@ def test_untagged_cluster_of_the_stack_name_is_not_deleted(box: Sandbox, tmp_pat
 def test_teardown_after_an_interrupted_up_leaves_the_account_as_seeded(box: Sandbox, tmp_path: Path) -> None:
     seeded = inventory(box)
     cfg = write_config(box, tmp_path / "g.yaml")
-    assert run_cli(box, ["--config", str(cfg), "up", "--yes"], sleep=ctrl_c_on_sleep(box, 2)).exit_code == 1
+    assert run_cli(box, ["--config", str(cfg), "up", "--yes"], sleep=ctrl_c_on_sleep(box, 2)).exit_code == 130
     ran = teardown(box, cfg, "--yes")
     assert ran.exit_code == 0, ran.err + ran.out
     assert inventory(box) == seeded
@@ -136,7 +136,7 @@ def test_interrupted_teardown_finishes_on_rerun(box: Sandbox, tmp_path: Path) ->
     assert run_cli(box, ["--config", str(cfg), "up", "--yes"]).exit_code == 0
 
     first = teardown(box, cfg, "--yes", sleep=ctrl_c_on_sleep(box, 1))
-    assert first.exit_code == 1 and "interrupted" in first.err
+    assert first.exit_code == 130 and "interrupted" in first.err
     again = teardown(box, cfg, "--yes")
     assert again.exit_code == 0, again.err + again.out
     assert inventory(box) == seeded

@@ -1,7 +1,9 @@
 """Starting and stopping sandboxes from the command line: detached processes, state files, config files.
 
-Each sandbox has a name (default `default`) and a state file `<state dir>/sandbox-<name>.json` holding its pid
-and endpoint; it listens on a free loopback port, so two sandboxes never collide.
+Each sandbox has a name (default `default`) and a state file `<state dir>/sandbox-<name>.json` holding its pid,
+endpoint and the config written for it. The state directory is per user (`$XDG_STATE_HOME/ghostha/sandboxes`, else
+`~/.local/state/ghostha/sandboxes`), so `ghostha sandbox stop` works from any directory. Each listens on a free
+loopback port, so two sandboxes never collide.
 """
 
 from __future__ import annotations
@@ -18,10 +20,34 @@ from typing import Any
 
 import yaml
 
-from ghostha.errors import GhosthaError
+from ghostha.errors import GhosthaError, UsageError
 
-DEFAULT_STATE_DIR = Path(".ghostha")
 DEFAULT_CONFIG_OUT = Path("ghostha-sandbox.yaml")
+
+
+def default_state_dir() -> Path:
+    from ghostha.config import state_dir
+
+    return state_dir() / "sandboxes"
+
+
+def default_config_path(name: str) -> Path:
+    """`ghostha-sandbox.yaml` for the default sandbox, `ghostha-<name>.yaml` for a named one."""
+    return DEFAULT_CONFIG_OUT if name == "default" else Path(f"ghostha-{name}.yaml")
+
+
+def check_config_target(path: Path) -> None:
+    """Refuse (before starting anything) a config path that cannot be written."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UsageError(f"cannot write the config to {path}: it is a directory", hint="pass a file path")
+    if not parent.is_dir():
+        raise UsageError(
+            f"cannot write the config to {path}: directory {parent} does not exist",
+            hint="create the directory first, or pass another --write-config path",
+        )
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageError(f"cannot write the config to {path}: permission denied", hint="pass another --write-config")
 
 
 @dataclass(frozen=True)
@@ -31,6 +57,7 @@ class Running:
     endpoint: str
     seeded: dict[str, Any] | None
     state_file: Path
+    config: str | None = None
 
 
 def state_file(state_dir: Path, name: str) -> Path:
@@ -49,7 +76,16 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Exited but not yet reaped by its parent (init may take a second): as good as gone. Linux only."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def find(state_dir: Path, name: str) -> Running | None:
@@ -62,7 +98,28 @@ def find(state_dir: Path, name: str) -> Running | None:
     if not _alive(int(data["pid"])):
         path.unlink(missing_ok=True)
         return None
-    return Running(name, int(data["pid"]), str(data["endpoint"]), data.get("seeded"), path)
+    config = data.get("config")
+    return Running(name, int(data["pid"]), str(data["endpoint"]), data.get("seeded"), path, config)
+
+
+def remember_config(running: Running, config: Path) -> None:
+    """Note in the state file where the sandbox's config was written (for "already running" messages)."""
+    try:
+        data = json.loads(running.state_file.read_text())
+    except (OSError, ValueError):
+        return
+    data["config"] = str(config.resolve())
+    tmp = running.state_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(running.state_file)
+
+
+def already_running(running: Running) -> GhosthaError:
+    where = f"; its config is {running.config}" if running.config else ""
+    return UsageError(
+        f"sandbox '{running.name}' is already running at {running.endpoint} (pid {running.pid}){where}",
+        hint=f"stop it with `ghostha sandbox stop --name {running.name}`, or start another with --name",
+    )
 
 
 def write_config(path: Path, seeded: dict[str, Any], endpoint: str, poll_seconds: float) -> None:
@@ -78,10 +135,7 @@ def write_config(path: Path, seeded: dict[str, Any], endpoint: str, poll_seconds
 
 def start_detached(state_dir: Path, name: str, scale: float, port: int, timeout: float = 60.0) -> Running:
     if (running := find(state_dir, name)) is not None:
-        raise GhosthaError(
-            f"sandbox '{name}' is already running at {running.endpoint} (pid {running.pid})",
-            hint=f"stop it with `ghostha sandbox stop --name {name}`, or start another with --name",
-        )
+        raise already_running(running)
     state_dir.mkdir(parents=True, exist_ok=True)
     path = state_file(state_dir, name)
     log = (state_dir / f"sandbox-{name}.log").open("w")
@@ -114,7 +168,7 @@ def stop(state_dir: Path, name: str, timeout: float = 15.0) -> Running | None:
     os.kill(running.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and _alive(running.pid):
-        time.sleep(0.1)
+        time.sleep(0.01)
     if _alive(running.pid):
         os.kill(running.pid, signal.SIGKILL)
     running.state_file.unlink(missing_ok=True)
