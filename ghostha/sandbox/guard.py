@@ -8,7 +8,8 @@
 - DeleteService leaves the service DRAINING (the simulation makes it INACTIVE once its tasks stopped).
 - DeleteCluster is refused while services, container instances or tasks remain.
 - ListTasks honours serviceName and lists RUNNING tasks unless asked otherwise; it and
-  ListContainerInstances answer in pages of 100, as AWS does.
+  ListContainerInstances answer in pages of 100, as AWS does (ecs_api.page).
+- More of the ECS API (validation, lookups, ids, RunTask) is in ecs_api.py.
 - StopTask stops through the simulation (reason, targets draining); RegisterContainerInstance does not
   register the same EC2 instance twice.
 """
@@ -27,6 +28,7 @@ from moto.ecs.exceptions import (
 )
 from moto.elbv2.models import elbv2_backends
 
+from ghostha.sandbox import ecs_api
 from ghostha.sandbox.hooks import replace_handlers
 from ghostha.sandbox.sim import Simulator, new_deployment
 
@@ -191,6 +193,7 @@ def list_tasks(self: Any) -> Any:
     instance = self._get_param("containerInstance")
     family = self._get_param("family")
     started_by = self._get_param("startedBy")
+    ecs_api.expire(backend, _sim().clock.seconds())
     if service:
         svc_name = str(service).split("/")[-1]
         if not any(s.cluster_name == cluster.name and s.name == svc_name for s in backend.services.values()):
@@ -208,17 +211,7 @@ def list_tasks(self: Any) -> Any:
         if started_by and task.started_by != started_by:
             continue
         arns.append(task.task_arn)
-    return ecs_responses.ActionResult(_page(self, "taskArns", arns))
-
-
-def _page(self: Any, key: str, items: list[str]) -> dict[str, Any]:
-    """Pages of at most 100, as AWS answers (moto answers everything at once)."""
-    size = min(int(self._get_param("maxResults") or 100), 100)
-    start = int(self._get_param("nextToken") or 0)
-    page: dict[str, Any] = {key: items[start : start + size]}
-    if start + size < len(items):
-        page["nextToken"] = str(start + size)
-    return page
+    return ecs_responses.ActionResult(ecs_api.page(self, "taskArns", arns))
 
 
 def list_container_instances(self: Any) -> Any:
@@ -227,7 +220,7 @@ def list_container_instances(self: Any) -> Any:
     status = self._get_param("status")
     cis = backend.container_instances.get(cluster.name, {}).values()
     arns = sorted(ci.container_instance_arn for ci in cis if status is None or ci.status == status)
-    return ecs_responses.ActionResult(_page(self, "containerInstanceArns", arns))
+    return ecs_responses.ActionResult(ecs_api.page(self, "containerInstanceArns", arns))
 
 
 def stop_task(self: Any) -> Any:
@@ -272,3 +265,4 @@ def install(sim: Simulator) -> None:
     global SIM
     SIM = sim
     replace_handlers(Response, PATCHES, _original)
+    ecs_api.install(sim)

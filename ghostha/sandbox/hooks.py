@@ -72,11 +72,18 @@ REQUIRED: list[tuple[Any, str, str]] = [
             "list_container_instances",
             "stop_task",
             "register_container_instance",
+            "register_task_definition",
+            "describe_tasks",
+            "describe_container_instances",
+            "run_task",
+            "_include_in_response",
+            "_exclude_from_response",
             "_get_param",
             "_get_params",
         )
     ],
     (ecs_responses, "ActionResult", "class"),
+    (ecs_responses, "DESCRIBE_TASKS_TAGS", "object"),
     # Auto Scaling (scaling.py and the launch hook)
     *[
         (asg_responses.AutoScalingResponse, name, "method")

@@ -53,6 +53,11 @@ DEFAULT_STRATEGY = [
     {"type": "spread", "field": "instanceId"},
 ]
 EVENT_LIMIT = 100
+# why a task does not fit on a container instance, as ECS words it in service events
+PORTS_PROBLEM = "is already using a port required by your task"
+MEMORY_PROBLEM = "has insufficient memory available"
+CPU_PROBLEM = "has insufficient CPU units available"
+RETIRED_SECONDS = 3600.0  # a deregistered container instance stays describable (INACTIVE) this long
 _CLUSTER_RE = re.compile(r"ECS_CLUSTER=([A-Za-z0-9_-]+)")
 
 
@@ -221,6 +226,7 @@ class Simulator:
                         self.stop_task(
                             ecs, task, f"Host EC2 (instance {inst.id}) terminated.", "TerminationNotice", now=True
                         )
+                retire(ecs, cluster_name, ci, now)
                 del cis[ci_id]
                 if cluster_name in ecs.clusters:
                     ecs.clusters[cluster_name].registered_container_instances_count = len(cis)
@@ -583,19 +589,15 @@ class Simulator:
 
     # --- placement ---------------------------------------------------------------------------------------
 
-    def _place(self, ec2: Any, ecs: Any, svc: Any, dep: dict[str, Any], now: float) -> Any:
-        cluster = ecs.clusters.get(svc.cluster_name)
-        if cluster is None:
-            return None
-        td = ecs.describe_task_definition(dep["taskDefinition"])
-        needs = task_needs(td)
-        live = self._live_tasks(ecs, svc.cluster_name)
+    def fits(self, ec2: Any, ecs: Any, cluster_name: str, needs: Needs) -> tuple[list[Any], list[tuple[Any, str]]]:
+        """Where a task with these needs fits: (container instance, EC2 instance, its tasks, used ports) for each
+        placeable instance it fits on, and (container instance, ECS's reason) for each it does not fit on."""
         by_instance: dict[str, list[Any]] = {}
-        for t in self._holding(ecs, svc.cluster_name):
+        for t in self._holding(ecs, cluster_name):
             by_instance.setdefault(t.container_instance_arn, []).append(t)
-        cands = []
-        closest: tuple[Any, str] | None = None
-        for ci in ecs.container_instances.get(svc.cluster_name, {}).values():
+        cands: list[Any] = []
+        misfits: list[tuple[Any, str]] = []
+        for ci in ecs.container_instances.get(cluster_name, {}).values():
             inst = self.instance(ec2, ci.ec2_instance_id)
             if ci.status != "ACTIVE" or not ci.agent_connected or inst is None or inst.state != "running":
                 continue
@@ -604,17 +606,25 @@ class Simulator:
             used_cpu = sum(task_needs(task_definition(ecs, t)).cpu for t in on)
             used_mem = sum(task_needs(task_definition(ecs, t)).memory for t in on)
             ports = self._used_ports(on)
-            problem = None
             if needs.static_ports & ports:
-                problem = "is already using a port required by your task"
+                misfits.append((ci, PORTS_PROBLEM))
             elif used_mem + needs.memory > mem:
-                problem = "has insufficient memory available"
+                misfits.append((ci, MEMORY_PROBLEM))
             elif used_cpu + needs.cpu > cpu:
-                problem = "has insufficient CPU units available"
-            if problem:
-                closest = closest or (ci, problem)
-                continue
-            cands.append((ci, inst, on, ports))
+                misfits.append((ci, CPU_PROBLEM))
+            else:
+                cands.append((ci, inst, on, ports))
+        return cands, misfits
+
+    def _place(self, ec2: Any, ecs: Any, svc: Any, dep: dict[str, Any], now: float) -> Any:
+        cluster = ecs.clusters.get(svc.cluster_name)
+        if cluster is None:
+            return None
+        td = ecs.describe_task_definition(dep["taskDefinition"])
+        needs = task_needs(td)
+        live = self._live_tasks(ecs, svc.cluster_name)
+        cands, misfits = self.fits(ec2, ecs, svc.cluster_name, needs)
+        closest = misfits[0] if misfits else None
         if not cands:
             if closest is None:
                 msg = (
@@ -772,6 +782,20 @@ class Simulator:
                         r["integerValue"] = mem - sum(n.memory for n in needs)
                     elif r["name"] == "PORTS":
                         r["stringSetValue"] = sorted(str(p) for p in self._used_ports(on))
+
+
+def retire(ecs: Any, cluster_name: str, ci: Any, now: float) -> None:
+    """A deregistered container instance leaves the cluster's list but stays describable as INACTIVE."""
+    ci.status = "INACTIVE"
+    ci.agent_connected = False
+    ci.sim_retired_at = now
+    retired(ecs, cluster_name)[ci.id] = ci
+
+
+def retired(ecs: Any, cluster_name: str) -> dict[str, Any]:
+    """The cluster's deregistered (INACTIVE) container instances by id."""
+    store: dict[str, dict[str, Any]] = ecs.__dict__.setdefault("sim_retired", {})
+    return store.setdefault(cluster_name, {})
 
 
 def drained_reason(container_instance_id: str) -> str:
