@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from types import SimpleNamespace
 from typing import Any
@@ -58,6 +59,7 @@ def _sim() -> Simulator:
 
 
 def _hex_id(init: Any) -> Any:
+    @functools.wraps(init)  # hooks.check() reads moto's own __init__ through __wrapped__
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
         self.id = mock_random.uuid4().hex  # AWS: 32 hex characters, no dashes
