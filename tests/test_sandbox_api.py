@@ -314,3 +314,16 @@ def test_run_task_takes_dynamic_host_ports_and_a_family_group(box: Sandbox) -> N
     ports = {t["containers"][0]["networkBindings"][0]["hostPort"] for t in tasks}
     assert len(ports) == 2 and all(32768 <= p <= 60999 for p in ports)
     assert {t["group"] for t in tasks} == {"family:probe"}
+
+
+def test_run_task_on_a_cluster_without_instances_is_an_invalid_parameter(box: Sandbox) -> None:
+    """RunTask (EC2) on a cluster with no container instance: InvalidParameterException "No Container Instances
+    were found in your cluster." (AWS's answer quoted in aws/amazon-ecs-cli#1122 and
+    jenkinsci/amazon-ecs-plugin#217; moto answers an HTTP 500). AWS: "RunTask" (Amazon ECS API Reference),
+    https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_RunTask.html."""
+    ecs = box.client("ecs")
+    ecs.create_cluster(clusterName="ghost-ha")
+    with pytest.raises(ClientError) as err:
+        ecs.run_task(cluster="ghost-ha", taskDefinition=_standalone(box), launchType="EC2")
+    assert err.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert err.value.response["Error"]["Message"] == "No Container Instances were found in your cluster."
