@@ -123,17 +123,26 @@ def primary_deployment(service: Json) -> Json | None:
     return next((d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"), None)
 
 
-def describe_service(aws: Aws, cfg: Config, name: str, sleep: Callable[[float], None] = time.sleep) -> Json:
+def describe_service(
+    aws: Aws, cfg: Config, name: str, sleep: Callable[[float], None] = time.sleep, patience: float = 60.0
+) -> Json:
     """The service, read until AWS knows it: right after CreateService, DescribeServices may answer with
-    `failures: [{reason: MISSING}]` for a few seconds (eventual consistency). Raises if it never appears."""
+    `failures: [{reason: MISSING}]` for a while (eventual consistency). Retried with exponential backoff (1, 2, 4,
+    8 s, …) for up to `patience` seconds, as AWS advises; raises if it never appears."""
     ecs = aws.client("ecs")
-    for attempt in range(8):
+    waited = 0.0
+    delay = 1.0
+    while True:
         resp = ecs.describe_services(cluster=cfg.cluster.name, services=[name])
         services = resp.get("services") or []
         if services:
             return dict(services[0])
-        if attempt < 7:
-            sleep(0.25 * (attempt + 1))  # a few seconds at most
+        if waited >= patience:
+            break
+        step = min(delay, patience - waited)
+        sleep(step)
+        waited += step
+        delay = min(delay * 2, 15.0)
     failures = resp.get("failures") or [{}]
     raise AwsError(
         f"service {name} not found in cluster {cfg.cluster.name} ({failures[0].get('reason', 'MISSING')})",

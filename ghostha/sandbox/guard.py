@@ -10,6 +10,8 @@
 - ListTasks honours serviceName and lists RUNNING tasks unless asked otherwise; it and
   ListContainerInstances answer in pages of 100, as AWS does (ecs_api.page).
 - More of the ECS API (validation, lookups, ids, RunTask) is in ecs_api.py.
+- With the eventual-consistency switch on (lag.py), ListTasks(serviceName) and ListContainerInstances do not
+  know a service or cluster created a moment ago.
 - StopTask stops through the simulation (reason, targets draining); RegisterContainerInstance does not
   register the same EC2 instance twice.
 """
@@ -28,7 +30,7 @@ from moto.ecs.exceptions import (
 )
 from moto.elbv2.models import elbv2_backends
 
-from ghostha.sandbox import ecs_api
+from ghostha.sandbox import ecs_api, lag
 from ghostha.sandbox.hooks import replace_handlers
 from ghostha.sandbox.sim import Simulator, new_deployment
 
@@ -196,7 +198,8 @@ def list_tasks(self: Any) -> Any:
     ecs_api.expire(backend, _sim().clock.seconds())
     if service:
         svc_name = str(service).split("/")[-1]
-        if not any(s.cluster_name == cluster.name and s.name == svc_name for s in backend.services.values()):
+        found = [s for s in backend.services.values() if s.cluster_name == cluster.name and s.name == svc_name]
+        if not found or all(lag.hidden_service(s) for s in found):
             raise ServiceNotFoundException()
     arns = []
     for task in backend.tasks.get(cluster.name, {}).values():
@@ -217,6 +220,8 @@ def list_tasks(self: Any) -> Any:
 def list_container_instances(self: Any) -> Any:
     backend = self.ecs_backend
     cluster = backend._get_cluster(self._get_param("cluster", "default"))
+    if lag.hidden_cluster(cluster):
+        raise ClusterNotFoundException()
     status = self._get_param("status")
     cis = backend.container_instances.get(cluster.name, {}).values()
     arns = sorted(ci.container_instance_arn for ci in cis if status is None or ci.status == status)

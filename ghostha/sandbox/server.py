@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from ghostha.sandbox import guard, hooks, scaling
+from ghostha.sandbox import guard, hooks, lag, scaling
 from ghostha.sandbox.clock import SimClock
 from ghostha.sandbox.seed import Seeded, seed
 from ghostha.sandbox.sim import Simulator
@@ -83,6 +83,7 @@ class Sandbox:
         hooks.install()
         scaling.install(self.clock)
         guard.install(self.sim)
+        lag.install(self.clock)
         moto_app = DomainDispatcherApplication(create_backend_app)
         self._server = make_server(
             self.host, self.port, self._wsgi(moto_app), threaded=True, request_handler=QuietHandler
@@ -101,6 +102,15 @@ class Sandbox:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+
+    @property
+    def consistency_lag(self) -> float:
+        """Simulated seconds that some reads lag behind writes (0: off, the default; see lag.py)."""
+        return lag.LAG.seconds
+
+    @consistency_lag.setter
+    def consistency_lag(self, seconds: float) -> None:
+        lag.LAG.seconds = float(seconds)
 
     @property
     def endpoint(self) -> str:
@@ -122,6 +132,7 @@ class Sandbox:
             moto_api_backend.reset()
             hooks.pin_task_states()
             hooks.load_managed_policies()
+            lag.LAG.seconds = 0.0
         self.seeded = seed(self.client, self.region) if seed_story else None
         return self.seeded
 
