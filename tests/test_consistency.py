@@ -142,3 +142,26 @@ def test_quick_rerun_after_interrupted_up_does_not_duplicate_the_rule(lagging: S
         p["GroupId"] for perm in sg["IpPermissions"] if perm.get("FromPort") == 32768 for p in perm["UserIdGroupPairs"]
     ]
     assert pairs == [box.seeded.alb_sg]
+
+
+def test_teardown_names_the_revisions_it_could_not_delete(deployed: Path, box: Sandbox) -> None:
+    """DeleteTaskDefinitions answers a revision it still finds ACTIVE in `failures[]`, without raising: teardown
+    says which revisions are left and why, exits 1, and a later run deletes them."""
+    ecs = box.client("ecs")
+    mine = [
+        a
+        for a in ecs.list_task_definitions(familyPrefix="ghost")["taskDefinitionArns"]
+        if ecs.list_tags_for_resource(resourceArn=a)["tags"]
+    ]
+    assert mine
+    box.consistency_lag = 1000.0  # the deregistration stays invisible to DeleteTaskDefinitions for this run
+    ran = run_cli(box, ["--config", str(deployed), "teardown", "--yes"])
+    assert ran.exit_code == 1, ran.err
+    assert "torn down" not in ran.out
+    for arn in mine:
+        assert arn.rsplit("/", 1)[-1] in ran.err
+    assert "still in ACTIVE status" in ran.err
+    box.advance(1000.0)
+    again = run_cli(box, ["--config", str(deployed), "teardown", "--yes"])
+    assert again.exit_code == 0, again.err
+    assert not ecs.list_task_definitions(familyPrefix="ghost", status="INACTIVE")["taskDefinitionArns"]
