@@ -441,7 +441,7 @@ class Inventory:
     launch_template: Json | None = None
     container_instances: tuple[Json, ...] = ()
     sg_rules: tuple[Json, ...] = ()  # ingress rules tagged with the stack
-    revisions: tuple[tuple[str, dict[str, str]], ...] = ()  # ACTIVE revisions of the family, with tags
+    revisions: tuple[tuple[str, dict[str, str]], ...] = ()  # ACTIVE revisions of the family; tags for the stack's
     inactive_revisions: tuple[str, ...] = ()  # INACTIVE revisions ghostha registered (deregistered, not deleted)
     load_balancer: Json | None = None
     target_group: Json | None = None
@@ -476,18 +476,66 @@ def _tagged_rules(aws: Aws, group_id: str, stack: str) -> tuple[Json, ...]:
     return tuple(r for r in resp["SecurityGroupRules"] if not r.get("IsEgress"))
 
 
-def _revisions(aws: Aws, family: str, status: str) -> tuple[tuple[str, dict[str, str]], ...]:
-    ecs = aws.client("ecs")
+def _family_revisions(aws: Aws, family: str, status: str) -> list[str]:
+    """The family's revisions of that status (ARNs only: one list call per 100)."""
     arns: list[str] = []
-    for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status=status):
+    for page in aws.client("ecs").get_paginator("list_task_definitions").paginate(familyPrefix=family, status=status):
         arns += [a for a in page["taskDefinitionArns"] if a.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family]
+    return arns
 
-    def tags(arn: str) -> tuple[str, dict[str, str]]:
-        resp = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
-        return arn, tag_dict(resp.get("tags"))
 
-    found = gather({a: functools.partial(tags, a) for a in arns})
-    return tuple(found[a] for a in arns)
+def _tagged_revisions(aws: Aws, stack: str) -> dict[str, dict[str, str]] | None:
+    """The task-definition revisions carrying the stack's tag, by ARN, from the Resource Groups Tagging API (one
+    call per 100, whatever the family's history); None when the caller may not use it (tag:GetResources)."""
+    from botocore.exceptions import ClientError
+
+    found: dict[str, dict[str, str]] = {}
+    pages = aws.client("resourcegroupstaggingapi").get_paginator("get_resources")
+    try:
+        for page in pages.paginate(
+            ResourceTypeFilters=["ecs:task-definition"], TagFilters=[{"Key": TAG_KEY, "Values": [stack]}]
+        ):
+            for r in page.get("ResourceTagMappingList", []):
+                found[str(r["ResourceARN"])] = tag_dict(r.get("Tags"))
+    except ClientError as exc:
+        if error_code(exc) in ("AccessDenied", "AccessDeniedException"):
+            return None
+        raise
+    return found
+
+
+def _revisions(aws: Aws, family: str, stack: str) -> tuple[tuple[tuple[str, dict[str, str]], ...], tuple[str, ...]]:
+    """(ACTIVE revisions of the family with tags, INACTIVE revisions carrying the stack's tag).
+
+    Without describing every revision: the tagging API names the stack's revisions, and the family's list calls
+    say which of them still exist and in which status (the tagging API may still name a deleted resource). Only
+    the ACTIVE revisions that are not the stack's are listed without tags. Without tag:GetResources, every
+    revision is described for its tags, as before."""
+    got = gather(
+        {
+            "active": lambda: _family_revisions(aws, family, "ACTIVE"),
+            "inactive": lambda: _family_revisions(aws, family, "INACTIVE"),
+            "tagged": lambda: _tagged_revisions(aws, stack),
+        }
+    )
+    active: list[str] = got["active"]
+    inactive: list[str] = got["inactive"]
+    tagged: dict[str, dict[str, str]] | None = got["tagged"]
+    if tagged is None:
+        ecs = aws.client("ecs")
+
+        def tags(arn: str) -> dict[str, str]:
+            return tag_dict(ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]).get("tags"))
+
+        tagged = {
+            a: t
+            for a, t in gather({a: functools.partial(tags, a) for a in active + inactive}).items()
+            if t.get(TAG_KEY) == stack
+        }
+    return (
+        tuple((a, tagged.get(a, {})) for a in active),
+        tuple(a for a in inactive if a in tagged),
+    )
 
 
 def observe_teardown(aws: Aws, cfg: Config) -> Inventory:
@@ -501,8 +549,7 @@ def observe_teardown(aws: Aws, cfg: Config) -> Inventory:
             "launch_template": lambda: _launch_template(aws, cfg.launch_template_name),
             "container_instances": lambda: maybe(lambda: cluster_instances(aws, cfg.cluster.name)) or (),
             "sg_rules": lambda: _tagged_rules(aws, cfg.network.security_group, cfg.stack),
-            "revisions": lambda: _revisions(aws, cfg.task.family, "ACTIVE"),
-            "inactive": lambda: _revisions(aws, cfg.task.family, "INACTIVE"),
+            "revisions": lambda: _revisions(aws, cfg.task.family, cfg.stack),
             "load_balancer": lambda: _load_balancer(aws, cfg.load_balancer.name),
             "target_group": lambda: _target_group(aws, cfg.load_balancer.target_group),
         }
@@ -519,8 +566,8 @@ def observe_teardown(aws: Aws, cfg: Config) -> Inventory:
         launch_template=first["launch_template"],
         container_instances=first["container_instances"],
         sg_rules=first["sg_rules"],
-        revisions=first["revisions"],
-        inactive_revisions=tuple(a for a, t in first["inactive"] if t.get(TAG_KEY) == cfg.stack),
+        revisions=first["revisions"][0],
+        inactive_revisions=first["revisions"][1],
         load_balancer=first["load_balancer"],
         target_group=first["target_group"],
         own_instance_ids=tuple(sorted(set(first["instances"]) | set(members))),
