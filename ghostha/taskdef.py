@@ -1,8 +1,11 @@
 """Pure: from a task definition as DescribeTaskDefinition returns it, the RegisterTaskDefinition arguments of a
 new revision identical except that the configured container's mapping of the container port has host port 0.
 
-The read-only fields (taskDefinitionArn, revision, status, registeredAt, …) are those TaskDefinition has in
-botocore's ECS model and RegisterTaskDefinition does not accept: derived from the model, not listed by hand.
+Every field RegisterTaskDefinition accepts (by botocore's model) is carried over. botocore's parser keeps only the
+fields its model knows, so an older botocore silently drops newer ones (with 1.34: restartPolicy,
+versionConsistency, enableFaultInjection; before 1.43.127: trustedExecutionConfiguration): pyproject.toml requires
+botocore>=1.43.127, and a test checks that each field of the installed model's TaskDefinition is either carried or
+one of AWS's read-only fields below.
 """
 
 from __future__ import annotations
@@ -25,13 +28,28 @@ def register_members() -> frozenset[str]:
     return frozenset(shape.members)
 
 
-@functools.cache
-def read_only_members() -> frozenset[str]:
+# What DescribeTaskDefinition returns that AWS sets itself (RegisterTaskDefinition does not accept it): never copied.
+READ_ONLY = frozenset(
+    {
+        "taskDefinitionArn",
+        "revision",
+        "status",
+        "requiresAttributes",
+        "compatibilities",
+        "registeredAt",
+        "registeredBy",
+        "deregisteredAt",
+        "deleteRequestedAt",
+    }
+)
+
+
+def task_definition_members() -> frozenset[str]:
+    """The fields of DescribeTaskDefinition's TaskDefinition in the installed botocore's model."""
     import botocore.session
 
     model = botocore.session.get_session().get_service_model("ecs")
-    shape = model.shape_for("TaskDefinition")
-    return frozenset(shape.members) - register_members()  # type: ignore[attr-defined]
+    return frozenset(model.shape_for("TaskDefinition").members)  # type: ignore[attr-defined]
 
 
 def port_mapping(td: Json, container: str, container_port: int) -> Json | None:

@@ -120,7 +120,7 @@ TD = {
 
 def test_dynamic_revision_changes_only_the_configured_mapping() -> None:
     kwargs = taskdef.dynamic_revision(TD, {"team": "blog"}, "ghost", 2368)
-    assert not set(kwargs) & taskdef.read_only_members()
+    assert not set(kwargs) & taskdef.READ_ONLY
     assert kwargs["containerDefinitions"][1]["portMappings"][0]["hostPort"] == 0
     assert kwargs["containerDefinitions"][0]["portMappings"][0]["hostPort"] == 9000
     assert kwargs["tags"] == [{"key": "team", "value": "blog"}]

@@ -35,8 +35,8 @@ def assert_story_done(box: Sandbox) -> None:
     new = new_resp["taskDefinition"]
     assert new["revision"] == old["revision"] + 1
     assert new["containerDefinitions"][0]["portMappings"][0]["hostPort"] == 0
-    same = {k: v for k, v in old.items() if k not in taskdef.read_only_members()}
-    after = {k: v for k, v in new.items() if k not in taskdef.read_only_members()}
+    same = {k: v for k, v in old.items() if k not in taskdef.READ_ONLY}
+    after = {k: v for k, v in new.items() if k not in taskdef.READ_ONLY}
     after["containerDefinitions"][0]["portMappings"][0]["hostPort"] = 80
     assert after == same, "everything but the host port is unchanged"
     assert {"key": TAG_KEY, "value": "ghost-ha"} in new_resp["tags"]
