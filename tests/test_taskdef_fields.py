@@ -21,7 +21,7 @@ def test_every_task_definition_field_is_carried_or_read_only() -> None:
     neither = sorted(m for m in members if m not in kwargs and m not in taskdef.READ_ONLY)
     assert neither == [], f"fields neither carried nor listed as read-only: {neither}"
     assert not set(kwargs) & taskdef.READ_ONLY
-    assert taskdef.READ_ONLY <= members, "a read-only field that botocore no longer has: drop it from READ_ONLY"
+    assert members >= taskdef.READ_ONLY, "a read-only field that botocore no longer has: drop it from READ_ONLY"
 
 
 def test_recent_fields_survive_botocore_parsing_and_validate() -> None:
