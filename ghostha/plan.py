@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ghostha.config import Config
 from ghostha.errors import OwnershipError, PreflightError
-from ghostha.observe import Inventory, Observed
+from ghostha.observe import Inventory, Json, Observed
 from ghostha.resources import auto_scaling_group, cluster, ingress_rule, launch_template, service, task_revision
 from ghostha.resources.base import Item, Ref, Step
 
@@ -39,7 +39,9 @@ def preflight(cfg: Config, obs: Observed) -> tuple[list[str], list[str]]:
     The blocking subset of `doctor`'s checks (ghostha.checks), so the two never disagree."""
     from ghostha import checks
 
-    return checks.preflight(cfg, obs)
+    problems, warnings = checks.preflight(cfg, obs)
+    problems += alb_egress_problems(cfg, obs)
+    return problems, warnings
 
 
 # --- up -------------------------------------------------------------------------------------------------------
@@ -139,3 +141,41 @@ def plan_teardown(cfg: Config, inv: Inventory) -> TeardownPlan:
     items.append(Item("network", ", ".join(cfg.network.subnets), "leave", "subnets and security groups are yours"))
     items.append(Item("instance profile", cfg.cluster.instance_profile, "leave", "pre-existing"))
     return TeardownPlan(tuple(items), tuple(steps))
+
+
+# --- preflight: the load balancer's side of the path ----------------------------------------------------------
+
+
+def alb_egress_problems(cfg: Config, obs: Observed) -> list[str]:
+    """The ALB's security groups must also let traffic OUT to the instances on the dynamic host ports (ELB guide,
+    "Security groups for your Application Load Balancer": traffic on the port "in both directions"), or every
+    target fails its health checks with Target.Timeout. ghostha never changes a group it does not own: it says
+    exactly which egress rule to add."""
+    from ipaddress import ip_network
+
+    from ghostha.resources.ingress_rule import AGENT_PORTS, DYNAMIC_PORTS, spans_agent_ports
+
+    if obs.load_balancer is None or not obs.lb_security_groups:
+        return []
+    instance_sg = cfg.network.security_group
+    subnets = [ip_network(s["CidrBlock"]) for s in obs.subnets if s.get("CidrBlock")]
+
+    def reaches(perm: Json) -> bool:
+        if not spans_agent_ports(perm):
+            return False
+        if any(p.get("GroupId") == instance_sg for p in perm.get("UserIdGroupPairs", [])):
+            return True
+        nets = [ip_network(r["CidrIp"]) for r in perm.get("IpRanges", []) if r.get("CidrIp")]
+        return bool(subnets) and all(any(sub.subnet_of(net) for net in nets) for sub in subnets)  # type: ignore[arg-type]
+
+    if any(reaches(perm) for sg in obs.lb_security_groups for perm in sg.get("IpPermissionsEgress", [])):
+        return []
+    lb_sg = str(obs.lb_security_groups[0]["GroupId"])
+    low, high = DYNAMIC_PORTS
+    return [
+        f"load balancer {cfg.load_balancer.name}'s security group {lb_sg} allows no outbound TCP {AGENT_PORTS[0]}-"
+        f"{AGENT_PORTS[1]} to the instances' security group {instance_sg}: every target would fail its health "
+        f"checks (Target.Timeout). ghostha does not change a group it does not own; add the egress rule: aws ec2 "
+        f"authorize-security-group-egress --group-id {lb_sg} --ip-permissions "
+        f"'IpProtocol=tcp,FromPort={low},ToPort={high},UserIdGroupPairs=[{{GroupId={instance_sg}}}]'"
+    ]

@@ -14,19 +14,21 @@ DYNAMIC_PORTS = (32768, 65535)  # the rule ghostha adds; the agent's range is 32
 AGENT_PORTS = (32768, 60999)
 
 
+def spans_agent_ports(perm: Json) -> bool:
+    """Does a security-group permission (either direction) cover TCP on the agent's whole dynamic port range?"""
+    proto = str(perm.get("IpProtocol"))
+    if proto == "-1":
+        return True
+    low, high = perm.get("FromPort", 0), perm.get("ToPort", 0)
+    return proto in ("tcp", "6") and low <= AGENT_PORTS[0] and high >= AGENT_PORTS[1]
+
+
 def covered(sg: Json, source_group: str) -> bool:
     """Does an ingress rule already let `source_group` reach the agent's dynamic port range?"""
-    for perm in sg.get("IpPermissions", []):
-        proto = str(perm.get("IpProtocol"))
-        if proto not in ("tcp", "6", "-1"):
-            continue
-        if proto != "-1" and not (
-            perm.get("FromPort", 0) <= AGENT_PORTS[0] and perm.get("ToPort", 0) >= AGENT_PORTS[1]
-        ):
-            continue
-        if any(p.get("GroupId") == source_group for p in perm.get("UserIdGroupPairs", [])):
-            return True
-    return False
+    return any(
+        spans_agent_ports(perm) and any(p.get("GroupId") == source_group for p in perm.get("UserIdGroupPairs", []))
+        for perm in sg.get("IpPermissions", [])
+    )
 
 
 def plan(cfg: Config, obs: Observed) -> list[Step]:

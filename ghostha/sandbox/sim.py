@@ -10,8 +10,9 @@ Rules (each small and honest; times are simulated seconds):
   32768-60999 on its instance.
 - Tasks: PENDING for `PULL_SECONDS`, then RUNNING; their targets are registered `(instance, host port)`.
 - Targets: `initial` until the health checks have run (interval x healthy threshold); then `healthy` if the
-  instances' security group admits the load balancer's security group on that port, else `unhealthy`
-  (Target.Timeout). Deregistered targets drain for the group's deregistration delay, then disappear.
+  instances' security group admits the load balancer's security group on that port and the load balancer's
+  security group lets traffic out to the instance on it, else `unhealthy` (Target.Timeout). Deregistered
+  targets drain for the group's deregistration delay, then disappear.
 - After the health-check grace period a task whose target is unhealthy is stopped and replaced; with the
   deployment circuit breaker on, enough such failures mark the rollout FAILED and roll back.
 - Rolling updates honour minimum healthy / maximum percent; DRAINING services stop their tasks, then go INACTIVE.
@@ -24,6 +25,7 @@ Service events are worded as ECS words them, newest first.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections import Counter
@@ -385,7 +387,8 @@ class Simulator:
             t["Reason"] = t["Description"] = None
 
     def admits(self, ec2: Any, elbv2: Any, tg: Any, instance_id: str, port: int) -> bool:
-        """Does one of the instance's security groups let the load balancer's reach it on this port?"""
+        """Is the path open both ways on this port: one of the load balancer's security groups lets traffic out to
+        the instance, and one of the instance's lets the load balancer's in?"""
         inst = self.instance(ec2, instance_id)
         if inst is None or inst.state != "running":
             return False
@@ -394,17 +397,15 @@ class Simulator:
             lb = elbv2.load_balancers.get(lb_arn)
             if lb is not None:
                 lb_groups.update(lb.security_groups or [])
-        for sg in inst.security_groups:
-            for rule in sg.ingress_rules:
-                proto = str(rule.ip_protocol)
-                if proto not in ("tcp", "6", "-1"):
-                    continue
-                if proto != "-1" and not (int(rule.from_port) <= port <= int(rule.to_port)):
-                    continue
-                source = (rule.source_group or {}).get("GroupId")
-                if (source and source in lb_groups) or rule.cidr_ipv4 == "0.0.0.0/0":
-                    return True
-        return False
+        own = {sg.id for sg in inst.security_groups}
+        inbound = any(_allows(r, port, lb_groups) for sg in inst.security_groups for r in sg.ingress_rules)
+        outbound = not lb_groups or any(
+            _allows(r, port, own, inst.private_ip)
+            for gid in lb_groups
+            if (sg := ec2.get_security_group_from_id(gid)) is not None
+            for r in sg.egress_rules
+        )
+        return inbound and outbound
 
     # --- services ----------------------------------------------------------------------------------------
 
@@ -800,6 +801,22 @@ def retired(ecs: Any, cluster_name: str) -> dict[str, Any]:
 
 def drained_reason(container_instance_id: str) -> str:
     return f"Service scheduler: (container-instance {container_instance_id}) is DRAINING"
+
+
+def _allows(rule: Any, port: int, groups: set[str], ip: str | None = None) -> bool:
+    """Does a security-group rule let TCP on `port` through to (or from) one of `groups`, or to `ip`?"""
+    proto = str(rule.ip_protocol)
+    if proto not in ("tcp", "6", "-1"):
+        return False
+    if proto != "-1" and not (int(rule.from_port) <= port <= int(rule.to_port)):
+        return False
+    source = (rule.source_group or {}).get("GroupId")
+    if source and source in groups:
+        return True
+    cidr = rule.cidr_ipv4
+    return bool(cidr) and (
+        cidr == "0.0.0.0/0" or (ip is not None and ipaddress.ip_address(ip) in ipaddress.ip_network(cidr))
+    )
 
 
 def _spread_key(field: str, instances: dict[str, Any]) -> Any:
