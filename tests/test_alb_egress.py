@@ -29,13 +29,18 @@ def _alb_egress_only_port_80(box: Sandbox) -> None:
     ec2.authorize_security_group_egress(
         GroupId=box.seeded.alb_sg,
         IpPermissions=[
-            {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": box.seeded.instance_sg}]}
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 80,
+                "ToPort": 80,
+                "UserIdGroupPairs": [{"GroupId": box.seeded.instance_sg}],
+            }
         ],
     )
 
 
 def test_targets_time_out_when_the_alb_group_allows_no_egress_to_them(box: Sandbox) -> None:
-    """"You must ensure that your load balancer can communicate with registered targets on both the listener port
+    """ "You must ensure that your load balancer can communicate with registered targets on both the listener port
     and the health check port ... the security groups associated with the load balancer allow traffic on the new
     port in both directions." (ELB User Guide for Application Load Balancers, "Security groups for your
     Application Load Balancer",
@@ -113,6 +118,8 @@ def test_up_accepts_egress_to_a_cidr_covering_the_subnets(box: Sandbox, tmp_path
     assert alb_egress_problems(cfg, observe(aws, cfg))
     box.client("ec2").authorize_security_group_egress(
         GroupId=box.seeded.alb_sg,
-        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 1024, "ToPort": 65535, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}],
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 1024, "ToPort": 65535, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}
+        ],
     )
     assert alb_egress_problems(cfg, observe(aws, cfg)) == []
