@@ -126,6 +126,8 @@ class Observed:
     service_linked_role: Json | None = None  # AWSServiceRoleForECS
     service_role: Json | None = None  # service.role, when configured
     unread: tuple[str, ...] = ()  # doctor's reads AWS refused (e.g. AccessDenied on IAM), one line each
+    ami_architecture: str | None = None  # the AMI's architecture (x86_64, arm64), when known
+    offered_azs: tuple[str, ...] | None = None  # the AZs of the region that offer cluster.instance_type
 
     # --- predicates -----------------------------------------------------------------------------------------
 
@@ -205,6 +207,29 @@ def _ami(aws: Aws, ami: str) -> tuple[str | None, str | None]:
     if not resp or not resp["Images"]:
         return None, f"AMI {ami} not found in this region"
     return ami, None
+
+
+def _ami_architecture(aws: Aws, ami: str) -> tuple[str | None, str | None, str | None]:
+    """(AMI id, error, architecture): the AMI as `_ami` resolves it, and what DescribeImages says it runs on."""
+    ami_id, error = _ami(aws, ami)
+    if ami_id is None:
+        return None, error, None
+    resp = maybe(lambda: aws.client("ec2").describe_images(ImageIds=[ami_id]))
+    images = (resp or {}).get("Images") or []
+    return ami_id, error, (str(images[0]["Architecture"]) if images and images[0].get("Architecture") else None)
+
+
+def _offered_azs(aws: Aws, instance_type: str) -> tuple[str, ...]:
+    """The AZs of the region that offer the instance type (DescribeInstanceTypeOfferings, by AZ)."""
+    azs: list[str] = []
+    pages = (
+        aws.client("ec2")
+        .get_paginator("describe_instance_type_offerings")
+        .paginate(LocationType="availability-zone", Filters=[{"Name": "instance-type", "Values": [instance_type]}])
+    )
+    for page in pages:
+        azs += [str(o["Location"]) for o in page["InstanceTypeOfferings"]]
+    return tuple(sorted(set(azs)))
 
 
 def _cluster(aws: Aws, name: str) -> Json | None:
@@ -377,7 +402,8 @@ def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
             "security_group": lambda: _security_group(aws, cfg.network.security_group),
             "task_definition": lambda: _task_definition(aws, cfg.task.family),
             "instance_profile": lambda: _instance_profile(aws, cfg.cluster.instance_profile),
-            "ami": lambda: _ami(aws, cfg.cluster.ami),
+            "ami": lambda: _ami_architecture(aws, cfg.cluster.ami),
+            "offered_azs": lambda: _offered_azs(aws, cfg.cluster.instance_type),
             "launch_template": lambda: _launch_template(aws, cfg.launch_template_name),
             "asg": lambda: _asg(aws, cfg.asg_name),
             "instance_type": lambda: instance_type_info(aws, cfg.cluster.instance_type),
@@ -394,7 +420,7 @@ def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
     lb, listeners, lb_groups = got["load_balancer"]
     tg, health = got["target_group"]
     td, td_tags = got.get("task_definition") or (None, {})
-    ami_id, ami_error = got.get("ami") or (None, None)
+    ami_id, ami_error, *arch = got.get("ami") or (None, None)
     cluster, observed_at = got["cluster"]
     obs = Observed(
         stack=cfg.stack,
@@ -423,6 +449,8 @@ def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
         instances=got["instances"],
         current_ami=ami_id,
         instance_type=got.get("instance_type"),
+        ami_architecture=arch[0] if arch else None,
+        offered_azs=got.get("offered_azs"),
     )
     return doctor_reads(aws, cfg, obs) if scope == "doctor" else obs
 

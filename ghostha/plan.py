@@ -41,6 +41,7 @@ def preflight(cfg: Config, obs: Observed) -> tuple[list[str], list[str]]:
 
     problems, warnings = checks.preflight(cfg, obs)
     problems += alb_egress_problems(cfg, obs)
+    problems += instance_type_problems(cfg, obs)
     return problems, warnings
 
 
@@ -179,3 +180,33 @@ def alb_egress_problems(cfg: Config, obs: Observed) -> list[str]:
         f"authorize-security-group-egress --group-id {lb_sg} --ip-permissions "
         f"'IpProtocol=tcp,FromPort={low},ToPort={high},UserIdGroupPairs=[{{GroupId={instance_sg}}}]'"
     ]
+
+
+# --- preflight: the instance type in each AZ, and the AMI's architecture ---------------------------------------
+
+
+def instance_type_problems(cfg: Config, obs: Observed) -> list[str]:
+    """CreateAutoScalingGroup's launches fail in an AZ that does not offer the instance type, and with an AMI whose
+    architecture the type cannot run (DescribeInstanceTypeOfferings, DescribeInstanceTypes, DescribeImages). A type
+    the region does not have at all is `checks`' capacity problem."""
+    itype = cfg.cluster.instance_type
+    if obs.instance_type is None or obs.offered_azs is None:
+        return []
+    out = []
+    offered = set(obs.offered_azs)
+    for subnet in obs.subnets:
+        az = subnet["AvailabilityZone"]
+        if az not in offered:
+            out.append(
+                f"instance type {itype} is not offered in {az} (subnet {subnet['SubnetId']}): remove that subnet "
+                f"from network.subnets, or choose a cluster.instance_type offered in every subnet's AZ"
+                + (f" ({itype} is offered in {', '.join(sorted(offered))})" if offered else "")
+            )
+    archs = [str(a) for a in obs.instance_type.get("ProcessorInfo", {}).get("SupportedArchitectures", [])]
+    arch = obs.ami_architecture
+    if arch and archs and arch not in archs:
+        out.append(
+            f"AMI {obs.ami_id} ({cfg.cluster.ami}) is {arch}, but {itype} runs {', '.join(archs)}: choose a "
+            f"cluster.instance_type that runs {arch}, or an {archs[0]} AMI for cluster.ami"
+        )
+    return out

@@ -30,6 +30,7 @@ try:
     from moto.ec2.models import ec2_backends
     from moto.ec2.models import instances as ec2_instances
     from moto.ec2.models import launch_templates as ec2_launch_templates
+    from moto.ec2.models.instance_types import InstanceTypeOfferingBackend
     from moto.ecs import models as ecs_models
     from moto.ecs import responses as ecs_responses
     from moto.elbv2 import models as elbv2_models
@@ -60,6 +61,8 @@ REQUIRED: list[tuple[Any, str, str]] = [
     (ecs_models, "ecs_backends", "object"),
     (elbv2_models, "elbv2_backends", "object"),
     (state_manager, "set_transition", "method"),
+    (InstanceTypeOfferingBackend, "describe_instance_type_offerings", "method"),
+    (InstanceTypeOfferingBackend, "matches_filters", "method"),
     # the ECS request handlers that guard.py wraps or replaces
     *[
         (ecs_responses.EC2ContainerServiceResponse, name, "method")
@@ -287,6 +290,15 @@ def _asg_launch(self: Any, count_needed: int, propagated_tags: dict[str, str]) -
     propagated_tags[ASG_NAME_TAG] = self.name
     propagated_tags.update(self.instance_tags)
     subnet_ids = [s for s in (self.vpc_zone_identifier or "").split(",") if s]
+    if subnet_ids:
+        from ghostha.sandbox.offerings import OFFERINGS
+
+        # only into the AZs that offer the instance type (the sandbox's offerings switch)
+        subnet_ids = [
+            s for s in subnet_ids if OFFERINGS.offered(ec2.get_subnet(s).availability_zone, self.instance_type)
+        ]
+        if not subnet_ids:
+            return
     launch_template = None
     data: dict[str, Any] = {"ImageId": self.image_id}
     if self.ec2_launch_template:

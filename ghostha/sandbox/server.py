@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from ghostha.sandbox import guard, hooks, lag, scaling
+from ghostha.sandbox import guard, hooks, lag, offerings, scaling
 from ghostha.sandbox.clock import SimClock
 from ghostha.sandbox.seed import Seeded, seed
 from ghostha.sandbox.sim import Simulator
@@ -84,6 +84,7 @@ class Sandbox:
         scaling.install(self.clock)
         guard.install(self.sim)
         lag.install(self.clock)
+        offerings.install()
         moto_app = DomainDispatcherApplication(create_backend_app)
         self._server = make_server(
             self.host, self.port, self._wsgi(moto_app), threaded=True, request_handler=QuietHandler
@@ -113,6 +114,15 @@ class Sandbox:
         lag.LAG.seconds = float(seconds)
 
     @property
+    def instance_type_offerings(self) -> dict[str, set[str]] | None:
+        """Instance types offered per AZ (None, the default: moto's bundled offerings; see offerings.py)."""
+        return offerings.OFFERINGS.by_az
+
+    @instance_type_offerings.setter
+    def instance_type_offerings(self, by_az: dict[str, set[str]] | None) -> None:
+        offerings.OFFERINGS.by_az = by_az
+
+    @property
     def endpoint(self) -> str:
         return f"http://{self.host}:{self.port}"
 
@@ -133,6 +143,7 @@ class Sandbox:
             hooks.pin_task_states()
             hooks.load_managed_policies()
             lag.LAG.seconds = 0.0
+            offerings.OFFERINGS.by_az = None
         self.seeded = seed(self.client, self.region) if seed_story else None
         return self.seeded
 
