@@ -118,24 +118,26 @@ def _describe_security_groups(self: Any, *args: Any, **kwargs: Any) -> list[Any]
     return out
 
 
-PATCHES: list[tuple[Any, str, Any]] = [
-    (Backend, "create_service", _create_service),
-    (Backend, "describe_services", _describe_services),
-    (Backend, "create_cluster", _create_cluster),
-    (Backend, "deregister_task_definition", _deregister_task_definition),
-    (Backend, "delete_task_definitions", _delete_task_definitions),
-    (SecurityGroupBackend, "authorize_security_group_ingress", _authorize_ingress),
-    (SecurityGroupBackend, "describe_security_groups", _describe_security_groups),
-]
+ECS_PATCHES = {
+    "create_service": _create_service,
+    "describe_services": _describe_services,
+    "create_cluster": _create_cluster,
+    "deregister_task_definition": _deregister_task_definition,
+    "delete_task_definitions": _delete_task_definitions,
+}
+EC2_PATCHES = {
+    "authorize_security_group_ingress": _authorize_ingress,
+    "describe_security_groups": _describe_security_groups,
+}
 
 
 def install(clock: SimClock) -> None:
     """Patch moto's backends (idempotent); the switch starts off."""
+    from ghostha.sandbox.hooks import replace_handlers
+
     LAG.clock = clock
-    for owner, name, func in PATCHES:
-        if name not in _original:
-            _original[name] = getattr(owner, name)
-            setattr(owner, name, func)
+    replace_handlers(Backend, ECS_PATCHES, _original)
+    replace_handlers(SecurityGroupBackend, EC2_PATCHES, _original)
 
 
 def hidden_service(svc: Any) -> bool:

@@ -28,7 +28,7 @@ _original: dict[str, Any] = {}
 
 def _describe(self: Any, location_type: str | None = None, filters: dict[str, Any] | None = None) -> list[Any]:
     if OFFERINGS.by_az is None or location_type != "availability-zone":
-        return list(_original["describe"](self, location_type, filters))
+        return list(_original["describe_instance_type_offerings"](self, location_type, filters))
     every = [
         {"InstanceType": t, "LocationType": "availability-zone", "Location": az}
         for az, types in sorted(OFFERINGS.by_az.items())
@@ -39,6 +39,6 @@ def _describe(self: Any, location_type: str | None = None, filters: dict[str, An
 
 
 def install() -> None:
-    if "describe" not in _original:
-        _original["describe"] = InstanceTypeOfferingBackend.describe_instance_type_offerings
-        InstanceTypeOfferingBackend.describe_instance_type_offerings = _describe
+    from ghostha.sandbox.hooks import replace_handlers
+
+    replace_handlers(InstanceTypeOfferingBackend, {"describe_instance_type_offerings": _describe}, _original)
