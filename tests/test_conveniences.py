@@ -84,7 +84,15 @@ class _Flaky:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if flaky.failures > 0:
                     flaky.failures -= 1
-                    payload = b'{"__type": "ServerException", "message": "try again"}'
+                    # the error in the protocol of whichever service's call comes first: JSON (ECS) or XML
+                    # (the query services), so botocore parses it and retries whatever the order of the calls
+                    if self.headers.get("X-Amz-Target"):
+                        payload = b'{"__type": "ServerException", "message": "try again"}'
+                    else:
+                        payload = (
+                            b"<ErrorResponse><Error><Type>Receiver</Type><Code>ServerException</Code>"
+                            b"<Message>try again</Message></Error><RequestId>r-1</RequestId></ErrorResponse>"
+                        )
                     self.send_response(503)
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
