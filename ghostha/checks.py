@@ -60,6 +60,7 @@ CATALOG: dict[str, tuple[str, str]] = {
     "network.load-balancer": ("the load balancer exists", "block"),
     "network.alb-azs": ("the ALB covers every AZ of the subnets and the instances", "block"),
     "network.ingress": ("the instance security group admits the ALB on the tasks' host ports", ""),
+    "network.alb-egress": ("the ALB's security group lets traffic out to the instances' host ports", "block"),
     "target-group.exists": ("the target group exists", "block"),
     "target-group.vpc": ("the target group is in the subnets' VPC", "block"),
     "target-group.type": ("the target group's targets are instances", "block"),
@@ -70,6 +71,8 @@ CATALOG: dict[str, tuple[str, str]] = {
     "target-group.health-timing": ("health checks notice a change within a minute", ""),
     "target-group.deregistration-delay": ("a stopped task's target drains quickly", ""),
     "capacity.instance-type": ("the instance type is offered in the region", "block"),
+    "capacity.instance-type-azs": ("the instance type is offered in every subnet's AZ", "block"),
+    "capacity.architecture": ("the AMI's architecture runs on the instance type", "block"),
     "capacity.fit": ("all desired tasks fit on the instances", "block"),
     "capacity.deploy": ("a deploy can start new tasks while keeping the minimum healthy", ""),
     "capacity.instance-loss": ("with one instance lost, the others hold the minimum healthy tasks", ""),
@@ -380,6 +383,81 @@ def _ingress(f: Facts) -> None:
         f"{sg_id} does not admit {alb} on {shut[0][2]}: every target times out (Target.Timeout)",
         f"aws ec2 authorize-security-group-ingress --group-id {sg_id} --ip-permissions '{perms}'",
     )
+
+
+def _alb_egress(f: Facts) -> None:
+    """The ALB's security groups must also let traffic OUT to the instances on the dynamic host ports (ELB guide,
+    "Security groups for your Application Load Balancer": traffic on the port "in both directions"), or every
+    target fails its health checks with Target.Timeout. ghostha never changes a group it does not own: it says
+    exactly which egress rule to add."""
+    from ipaddress import ip_network
+
+    from ghostha.resources.ingress_rule import spans_agent_ports
+
+    obs, cfg = f.obs, f.cfg
+    if obs.load_balancer is None or not obs.lb_security_groups:
+        return
+    instance_sg = cfg.network.security_group
+    subnets = [ip_network(s["CidrBlock"]) for s in obs.subnets if s.get("CidrBlock")]
+
+    def reaches(perm: Json) -> bool:
+        if not spans_agent_ports(perm):
+            return False
+        if any(p.get("GroupId") == instance_sg for p in perm.get("UserIdGroupPairs", [])):
+            return True
+        nets = [ip_network(r["CidrIp"]) for r in perm.get("IpRanges", []) if r.get("CidrIp")]
+        return bool(subnets) and all(any(sub.subnet_of(net) for net in nets) for sub in subnets)  # type: ignore[arg-type]
+
+    groups = ", ".join(str(g["GroupId"]) for g in obs.lb_security_groups)
+    if any(reaches(perm) for sg in obs.lb_security_groups for perm in sg.get("IpPermissionsEgress", [])):
+        f.add("network.alb-egress", PASS, f"{groups} allow outbound TCP {AGENT_PORTS[0]}-{AGENT_PORTS[1]}")
+        return
+    lb_sg = str(obs.lb_security_groups[0]["GroupId"])
+    low, high = DYNAMIC_PORTS
+    f.add(
+        "network.alb-egress",
+        FAIL,
+        f"load balancer {cfg.load_balancer.name}'s security group {lb_sg} allows no outbound TCP {AGENT_PORTS[0]}-"
+        f"{AGENT_PORTS[1]} to the instances' security group {instance_sg}: every target would fail its health "
+        "checks (Target.Timeout)",
+        "ghostha does not change a group it does not own; add the egress rule: aws ec2 "
+        f"authorize-security-group-egress --group-id {lb_sg} --ip-permissions "
+        f"'IpProtocol=tcp,FromPort={low},ToPort={high},UserIdGroupPairs=[{{GroupId={instance_sg}}}]'",
+    )
+
+
+def _instance_type_zones(f: Facts) -> None:
+    """CreateAutoScalingGroup's launches fail in an AZ that does not offer the instance type, and with an AMI whose
+    architecture the type cannot run (DescribeInstanceTypeOfferings, DescribeInstanceTypes, DescribeImages). A type
+    the region does not have at all is `capacity.instance-type`."""
+    obs, cfg = f.obs, f.cfg
+    itype = cfg.cluster.instance_type
+    if obs.instance_type is None or obs.offered_azs is None:
+        return
+    offered = set(obs.offered_azs)
+    missing = [s for s in obs.subnets if s["AvailabilityZone"] not in offered]
+    for subnet in missing:
+        az = subnet["AvailabilityZone"]
+        f.add(
+            "capacity.instance-type-azs",
+            FAIL,
+            f"instance type {itype} is not offered in {az} (subnet {subnet['SubnetId']})",
+            "remove that subnet from network.subnets, or choose a cluster.instance_type offered in every subnet's AZ"
+            + (f" ({itype} is offered in {', '.join(sorted(offered))})" if offered else ""),
+        )
+    if not missing and obs.subnets:
+        f.add("capacity.instance-type-azs", PASS, f"{itype} is offered in {', '.join(f.subnet_azs)}")
+    archs = [str(a) for a in obs.instance_type.get("ProcessorInfo", {}).get("SupportedArchitectures", [])]
+    arch = obs.ami_architecture
+    if arch and archs and arch not in archs:
+        f.add(
+            "capacity.architecture",
+            FAIL,
+            f"AMI {obs.ami_id} ({cfg.cluster.ami}) is {arch}, but {itype} runs {', '.join(archs)}",
+            f"choose a cluster.instance_type that runs {arch}, or an {archs[0]} AMI for cluster.ami",
+        )
+    elif arch and archs:
+        f.add("capacity.architecture", PASS, f"AMI {obs.ami_id} is {arch}; {itype} runs {', '.join(archs)}")
 
 
 def _task_port(task: Json, cfg: Config) -> int | None:
@@ -1146,6 +1224,8 @@ def run(cfg: Config, obs: Observed, purpose: str = "doctor") -> tuple[Check, ...
     """Every check, in area order (within an area, in the order they ran)."""
     f = Facts(cfg, obs, purpose)
     _network(f)
+    _alb_egress(f)
+    _instance_type_zones(f)
     _target_group(f)
     usable = _task(f)
     if usable or f.deployed:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ghostha.config import Config
 from ghostha.errors import OwnershipError, PreflightError
-from ghostha.observe import Inventory, Json, Observed
+from ghostha.observe import Inventory, Observed
 from ghostha.resources import auto_scaling_group, cluster, ingress_rule, launch_template, service, task_revision
 from ghostha.resources.base import Item, Ref, Step
 
@@ -39,10 +39,7 @@ def preflight(cfg: Config, obs: Observed) -> tuple[list[str], list[str]]:
     The blocking subset of `doctor`'s checks (ghostha.checks), so the two never disagree."""
     from ghostha import checks
 
-    problems, warnings = checks.preflight(cfg, obs)
-    problems += alb_egress_problems(cfg, obs)
-    problems += instance_type_problems(cfg, obs)
-    return problems, warnings
+    return checks.preflight(cfg, obs)
 
 
 # --- up -------------------------------------------------------------------------------------------------------
@@ -142,71 +139,3 @@ def plan_teardown(cfg: Config, inv: Inventory) -> TeardownPlan:
     items.append(Item("network", ", ".join(cfg.network.subnets), "leave", "subnets and security groups are yours"))
     items.append(Item("instance profile", cfg.cluster.instance_profile, "leave", "pre-existing"))
     return TeardownPlan(tuple(items), tuple(steps))
-
-
-# --- preflight: the load balancer's side of the path ----------------------------------------------------------
-
-
-def alb_egress_problems(cfg: Config, obs: Observed) -> list[str]:
-    """The ALB's security groups must also let traffic OUT to the instances on the dynamic host ports (ELB guide,
-    "Security groups for your Application Load Balancer": traffic on the port "in both directions"), or every
-    target fails its health checks with Target.Timeout. ghostha never changes a group it does not own: it says
-    exactly which egress rule to add."""
-    from ipaddress import ip_network
-
-    from ghostha.resources.ingress_rule import AGENT_PORTS, DYNAMIC_PORTS, spans_agent_ports
-
-    if obs.load_balancer is None or not obs.lb_security_groups:
-        return []
-    instance_sg = cfg.network.security_group
-    subnets = [ip_network(s["CidrBlock"]) for s in obs.subnets if s.get("CidrBlock")]
-
-    def reaches(perm: Json) -> bool:
-        if not spans_agent_ports(perm):
-            return False
-        if any(p.get("GroupId") == instance_sg for p in perm.get("UserIdGroupPairs", [])):
-            return True
-        nets = [ip_network(r["CidrIp"]) for r in perm.get("IpRanges", []) if r.get("CidrIp")]
-        return bool(subnets) and all(any(sub.subnet_of(net) for net in nets) for sub in subnets)  # type: ignore[arg-type]
-
-    if any(reaches(perm) for sg in obs.lb_security_groups for perm in sg.get("IpPermissionsEgress", [])):
-        return []
-    lb_sg = str(obs.lb_security_groups[0]["GroupId"])
-    low, high = DYNAMIC_PORTS
-    return [
-        f"load balancer {cfg.load_balancer.name}'s security group {lb_sg} allows no outbound TCP {AGENT_PORTS[0]}-"
-        f"{AGENT_PORTS[1]} to the instances' security group {instance_sg}: every target would fail its health "
-        f"checks (Target.Timeout). ghostha does not change a group it does not own; add the egress rule: aws ec2 "
-        f"authorize-security-group-egress --group-id {lb_sg} --ip-permissions "
-        f"'IpProtocol=tcp,FromPort={low},ToPort={high},UserIdGroupPairs=[{{GroupId={instance_sg}}}]'"
-    ]
-
-
-# --- preflight: the instance type in each AZ, and the AMI's architecture ---------------------------------------
-
-
-def instance_type_problems(cfg: Config, obs: Observed) -> list[str]:
-    """CreateAutoScalingGroup's launches fail in an AZ that does not offer the instance type, and with an AMI whose
-    architecture the type cannot run (DescribeInstanceTypeOfferings, DescribeInstanceTypes, DescribeImages). A type
-    the region does not have at all is `checks`' capacity problem."""
-    itype = cfg.cluster.instance_type
-    if obs.instance_type is None or obs.offered_azs is None:
-        return []
-    out = []
-    offered = set(obs.offered_azs)
-    for subnet in obs.subnets:
-        az = subnet["AvailabilityZone"]
-        if az not in offered:
-            out.append(
-                f"instance type {itype} is not offered in {az} (subnet {subnet['SubnetId']}): remove that subnet "
-                f"from network.subnets, or choose a cluster.instance_type offered in every subnet's AZ"
-                + (f" ({itype} is offered in {', '.join(sorted(offered))})" if offered else "")
-            )
-    archs = [str(a) for a in obs.instance_type.get("ProcessorInfo", {}).get("SupportedArchitectures", [])]
-    arch = obs.ami_architecture
-    if arch and archs and arch not in archs:
-        out.append(
-            f"AMI {obs.ami_id} ({cfg.cluster.ami}) is {arch}, but {itype} runs {', '.join(archs)}: choose a "
-            f"cluster.instance_type that runs {arch}, or an {archs[0]} AMI for cluster.ami"
-        )
-    return out

@@ -201,7 +201,8 @@ def wait_service(
             raise _failed(aws, cfg, svc, f"deployment {deployment_id} failed: {mine.get('rolloutStateReason', '')}")
         if mine is None and primary is not None and primary.get("taskDefinition") != task_definition:
             raise _failed(aws, cfg, svc, f"deployment {deployment_id} was rolled back to {_rev(primary)}")
-        tasks = service_tasks(aws, cfg.cluster.name, cfg.service.name, "RUNNING")
+        # right after CreateService, ListTasks may not know the service yet (eventual consistency)
+        tasks = maybe(lambda: service_tasks(aws, cfg.cluster.name, cfg.service.name, "RUNNING")) or ()
         unknown = sorted({t["containerInstanceArn"] for t in tasks if t.get("containerInstanceArn")} - set(instance_of))
         for batch in chunks(unknown, 100):
             for ci in ecs.describe_container_instances(cluster=cfg.cluster.name, containerInstances=batch)[
@@ -432,8 +433,9 @@ def _failed(aws: Aws, cfg: Config, svc: Json, message: str) -> RolloutFailed:
         details += [f"stopped task ({n}x): {r}" for r, n in sorted(reasons.items(), key=lambda x: -x[1])[:5]]
     return RolloutFailed(
         message,
-        hint="the events above say why; a common cause is the instances' security group not admitting the ALB on "
-        "the dynamic ports (run `ghostha up` again to restore the rule)",
+        hint="the events above say why; common causes: the instances' security group not admitting the ALB on the "
+        "dynamic ports (`ghostha up` restores ghostha's rule), or the ALB's security group not letting traffic out "
+        "to them (`ghostha doctor` names the rule to add)",
         details=details,
     )
 

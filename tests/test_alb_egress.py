@@ -108,18 +108,34 @@ def test_up_accepts_egress_to_a_cidr_covering_the_subnets(box: Sandbox, tmp_path
     from ghostha.aws import Aws
     from ghostha.config import load
     from ghostha.observe import observe
-    from ghostha.plan import alb_egress_problems
+    from ghostha.checks import run
+
+    def egress(obs: object) -> str:
+        return next(c.verdict for c in run(cfg, obs, "up") if c.id == "network.alb-egress")  # type: ignore[arg-type]
 
     assert box.seeded is not None
     _alb_egress_only_port_80(box)
     path = write_config(box, tmp_path / "g.yaml")
     cfg = load(str(path))
     aws = Aws(region=box.region, endpoint_url=box.endpoint)
-    assert alb_egress_problems(cfg, observe(aws, cfg))
+    assert egress(observe(aws, cfg)) == "fail"
     box.client("ec2").authorize_security_group_egress(
         GroupId=box.seeded.alb_sg,
         IpPermissions=[
             {"IpProtocol": "tcp", "FromPort": 1024, "ToPort": 65535, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}
         ],
     )
-    assert alb_egress_problems(cfg, observe(aws, cfg)) == []
+    assert egress(observe(aws, cfg)) == "pass"
+
+
+def test_doctor_names_the_missing_egress_rule_too(box: Sandbox, tmp_path: Path) -> None:
+    """One module of checks, two callers: doctor reports the ALB's egress as `up`'s preflight does."""
+    import json
+
+    assert box.seeded is not None
+    _alb_egress_only_port_80(box)
+    cfg = write_config(box, tmp_path / "g.yaml")
+    ran = run_cli(box, ["--config", str(cfg), "doctor", "--json"])
+    assert ran.exit_code == 1
+    check = next(c for c in json.loads(ran.out)["checks"] if c["id"] == "network.alb-egress")
+    assert check["verdict"] == "fail" and "authorize-security-group-egress" in check["fix"]
