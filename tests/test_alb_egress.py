@@ -106,9 +106,9 @@ def test_up_accepts_egress_to_a_cidr_covering_the_subnets(box: Sandbox, tmp_path
     """An egress rule to the VPC's CIDR on the dynamic range reaches the instances as well: no preflight problem
     (the default allow-all egress is covered by every other `up` test)."""
     from ghostha.aws import Aws
+    from ghostha.checks import run
     from ghostha.config import load
     from ghostha.observe import observe
-    from ghostha.checks import run
 
     def egress(obs: object) -> str:
         return next(c.verdict for c in run(cfg, obs, "up") if c.id == "network.alb-egress")  # type: ignore[arg-type]
