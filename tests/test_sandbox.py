@@ -286,7 +286,7 @@ def test_stopped_task_target_drains_for_the_delay_then_goes(box: Sandbox) -> Non
     box.advance(1)
     draining = [t for t in targets(box) if t["TargetHealth"]["State"] == "draining"]
     assert len(draining) == 1 and draining[0]["Target"]["Port"] == port
-    settle(box, 295)
+    settle(box, 25)  # the seeded group's deregistration delay is 30 s
     assert any(t["TargetHealth"]["State"] == "draining" for t in targets(box))
     settle(box, 10)
     assert not any(t["TargetHealth"]["State"] == "draining" for t in targets(box))
@@ -314,7 +314,7 @@ def test_a_stopped_task_is_replaced(box: Sandbox) -> None:
     box.advance(1)
     assert describe_service(box)["runningCount"] == 5
     stopping = box.client("ecs").describe_tasks(cluster="ghost-ha", tasks=[victim])["tasks"][0]
-    assert (stopping["desiredStatus"], stopping["lastStatus"]) == ("STOPPED", "DEACTIVATING")
+    assert (stopping["desiredStatus"], stopping["lastStatus"]) == ("STOPPED", "STOPPING")
     settle(box, 45)  # the stopping task holds its memory for 30 s; then the replacement fits
     tasks = running_tasks(box)
     assert len(tasks) == 6 and victim not in {t["taskArn"] for t in tasks}
