@@ -608,7 +608,7 @@ def sandbox_start(
         running = control.start_detached(states, name, scale, port)
         assert running.seeded is not None
         try:
-            control.write_config(config_out, running.seeded, running.endpoint, poll)
+            control.write_config(config_out, running.seeded, running.endpoint, poll, running.site_url)
         except BaseException:
             control.stop(states, name)
             raise
@@ -616,18 +616,21 @@ def sandbox_start(
         out.print(f"sandbox '{name}' running at {running.endpoint} (pid {running.pid})", highlight=False, markup=False)
         out.print(f"config written to {config_out}; next:", highlight=False, markup=False)
         out.print(f"  {step}", highlight=False, markup=False, soft_wrap=True)
+        if running.site_url:
+            out.print(f"the blog answers at {running.site_url} (the ALB stand-in)", highlight=False, markup=False)
         return
     if (other := control.find(states, name)) is not None:
         raise control.already_running(other)
     from ghostha.sandbox.server import Sandbox
 
-    box = Sandbox(port=port, scale=scale).start()
+    box = Sandbox(port=port, scale=scale, dataplane=True).start()
     try:
         assert box.seeded is not None
-        control.write_config(config_out, box.seeded.to_dict(), box.endpoint, poll)
+        control.write_config(config_out, box.seeded.to_dict(), box.endpoint, poll, box.site_url)
         out.print(f"sandbox running at {box.endpoint}; Ctrl-C stops it", highlight=False, markup=False)
         out.print(f"config written to {config_out}; in another shell:", highlight=False, markup=False)
         out.print(f"  {step}", highlight=False, markup=False, soft_wrap=True)
+        out.print(f"the blog answers at {box.site_url} (the ALB stand-in)", highlight=False, markup=False)
         while True:
             app.runtime.sleep(3600)
     except KeyboardInterrupt:

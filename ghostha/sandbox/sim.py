@@ -345,7 +345,7 @@ class Simulator:
         else:
             task.last_status = "DEACTIVATING"
             task.sim_stop_at = t + self._draining_seconds(elbv2, svc, task)
-        if svc is None:
+        if svc is None or elbv2 is None:
             return
         by_group: dict[str, int] = {}
         for tg_arn, iid, port in self._task_targets(task, svc):
