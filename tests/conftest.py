@@ -65,6 +65,16 @@ def box(sandbox_server: Sandbox) -> Sandbox:
 ECS_AMI = "resolve:ssm:/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
 
 
+@pytest.fixture
+def live(box: Sandbox) -> Iterator[Sandbox]:
+    """The session's sandbox with its data plane on (tasks serve HTTP, the ALB stand-in, real health checks)."""
+    box.start_dataplane()
+    try:
+        yield box
+    finally:
+        box.stop_dataplane()
+
+
 def user_data(cluster: str | None) -> str:
     text = "#!/bin/bash\n" + (f"echo ECS_CLUSTER={cluster} >> /etc/ecs/ecs.config\n" if cluster else "")
     return base64.b64encode(text.encode()).decode()

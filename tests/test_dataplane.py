@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +33,6 @@ from tests.conftest import (
     targets,
 )
 from tests.test_sandbox import stack
-
-
-@pytest.fixture
-def live(box: Sandbox) -> Iterator[Sandbox]:
-    box.start_dataplane()
-    try:
-        yield box
-    finally:
-        box.stop_dataplane()
 
 
 def plane(box: Sandbox) -> DataPlane:

@@ -1,0 +1,432 @@
+"""The failure drill: stop one task of the service (abruptly, or gracefully: drain its target first), probe the
+site over HTTP meanwhile, watch the control plane for the timeline, measure, report.
+
+`prepare()` makes every check before anything is stopped (the stack deployed and healthy, the victim known, the
+site answering) and raises a GhosthaError on a refusal; `run()` acts, probes and watches until the service is
+steady again (plus a short tail) or `max_recovery` passes, and returns the report (the `drill --json` contract).
+Time comes from an injected clock and sleep: in production real seconds; in the tests the sleep advances the
+sandbox's simulated time, so every count is deterministic. Nothing here prints: progress goes to a sink.
+"""
+
+from __future__ import annotations
+
+import http.client
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from ghostha.aws import Aws
+from ghostha.config import Config
+from ghostha.errors import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE, GhosthaError
+
+PROBE_TIMEOUT = 2.0  # seconds a probe waits for an answer
+TAIL_SECONDS = 5.0  # probing goes on this long after recovery
+
+
+class Refused(GhosthaError):
+    """The drill will not stop anything: the stack is not deployed or not healthy."""
+
+    exit_code = EXIT_FAILED
+
+
+class BadTarget(GhosthaError):
+    """The victim or the URL given cannot be used; nothing was stopped."""
+
+    exit_code = EXIT_USAGE
+
+
+class DrillProgress(Protocol):
+    def status(self, text: str) -> None: ...
+
+    def event(self, at: float, text: str) -> None: ...
+
+
+class Quiet:
+    def status(self, text: str) -> None:
+        pass
+
+    def event(self, at: float, text: str) -> None:
+        pass
+
+
+# --- HTTP probes ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int | None  # HTTP status; None on a connection error or timeout
+    error: str | None = None  # "connection" or "timeout"
+    latency: float = 0.0
+
+
+def http_get(url: str, timeout: float = PROBE_TIMEOUT) -> Answer:
+    """One GET on a new connection: its status, or what went wrong."""
+    parts = urlsplit(url)
+    conn_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = conn_class(parts.hostname or "", parts.port, timeout=timeout)
+    started = time.monotonic()
+    try:
+        conn.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
+        resp = conn.getresponse()
+        resp.read()
+        return Answer(resp.status, None, time.monotonic() - started)
+    except TimeoutError:
+        return Answer(None, "timeout", time.monotonic() - started)
+    except OSError:
+        return Answer(None, "connection", time.monotonic() - started)
+    finally:
+        conn.close()
+
+
+def ok(status: int | None) -> bool:
+    return status is not None and 200 <= status < 400
+
+
+@dataclass(frozen=True)
+class Probe:
+    at: float  # seconds after the kill
+    answer: Answer
+
+
+class Prober:
+    """Sends one request per `tick()`; with several connections they run side by side (production), with one
+    each request finishes before the next tick (tests: deterministic)."""
+
+    def __init__(self, url: str, connections: int, get: Callable[[str], Answer] = http_get) -> None:
+        self.url = url
+        self.get = get
+        self.probes: list[Probe] = []
+        self._pool = ThreadPoolExecutor(max_workers=connections) if connections > 1 else None
+        self._pending: list[tuple[float, Future[Answer]]] = []
+
+    def tick(self, at: float) -> None:
+        if self._pool is None:
+            self.probes.append(Probe(at, self.get(self.url)))
+            return
+        self._pending.append((at, self._pool.submit(self.get, self.url)))
+        self._collect(block=False)
+
+    def _collect(self, block: bool) -> None:
+        still = []
+        for at, fut in self._pending:
+            if block or fut.done():
+                self.probes.append(Probe(at, fut.result()))
+            else:
+                still.append((at, fut))
+        self._pending = still
+
+    def finish(self) -> list[Probe]:
+        self._collect(block=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        return sorted(self.probes, key=lambda p: p.at)
+
+
+def summarize(probes: list[Probe]) -> dict[str, Any]:
+    """What the prober saw, exactly: counts, and the longest run of consecutive failures."""
+    by_status = Counter(str(p.answer.status) for p in probes if p.answer.status is not None)
+    failed = [p for p in probes if not ok(p.answer.status)]
+    longest = 0.0
+    run_start: float | None = None
+    for p in probes:
+        if not ok(p.answer.status):
+            if run_start is None:
+                run_start = p.at
+            longest = max(longest, p.at - run_start)
+        elif run_start is not None:
+            longest = max(longest, p.at - run_start)  # the outage lasts until the next good answer
+            run_start = None
+    return {
+        "requests": {
+            "sent": len(probes),
+            "ok": len(probes) - len(failed),
+            "failed": len(failed),
+            "by_status": dict(sorted(by_status.items())),
+            "connection_errors": sum(1 for p in probes if p.answer.error == "connection"),
+            "timeouts": sum(1 for p in probes if p.answer.error == "timeout"),
+        },
+        "longest_outage_seconds": round(longest, 3),
+        "first_failure_at": round(failed[0].at, 3) if failed else None,
+        "last_failure_at": round(failed[-1].at, 3) if failed else None,
+    }
+
+
+# --- before: the checks ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prepared:
+    kind: str
+    task_arn: str
+    task_id: str
+    instance_id: str | None
+    host_port: int | None
+    graceful: bool
+    url: str
+    target_group_arn: str | None
+    baseline: frozenset[str]  # task ids running before the kill
+    expected: dict[str, Any]
+
+    def victim(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "id": self.task_id,
+            "instance_id": self.instance_id,
+            "graceful": self.graceful,
+            "host_port": self.host_port,
+        }
+
+
+def expected_times(aws: Aws, target_group: dict[str, Any] | None, service: dict[str, Any] | None) -> dict[str, Any]:
+    """What the settings promise: healthy after threshold x interval, draining for the deregistration delay."""
+    tg = target_group or {}
+    delay = None
+    if tg.get("TargetGroupArn"):
+        attrs = aws.client("elbv2").describe_target_group_attributes(TargetGroupArn=tg["TargetGroupArn"])
+        values = {a["Key"]: a.get("Value") for a in attrs.get("Attributes", [])}
+        raw = values.get("deregistration_delay.timeout_seconds")
+        delay = int(raw) if raw is not None else None
+    interval, threshold = tg.get("HealthCheckIntervalSeconds"), tg.get("HealthyThresholdCount")
+    return {
+        "healthy_within_seconds": int(interval) * int(threshold) if interval and threshold else None,
+        "draining_seconds": delay,
+        "grace_seconds": (service or {}).get("healthCheckGracePeriodSeconds"),
+    }
+
+
+def prepare(
+    aws: Aws,
+    cfg: Config,
+    kind: str = "task",
+    target: str | None = None,
+    graceful: bool = False,
+    url: str | None = None,
+    force: bool = False,
+    get: Callable[[str], Answer] = http_get,
+    choose: Callable[[list[dict[str, Any]]], dict[str, Any]] = random.choice,
+) -> Prepared:
+    """Every check before anything is stopped; a refusal raises and leaves the stack untouched."""
+    from ghostha.observe import observe
+    from ghostha.status import report
+
+    if kind != "task":
+        raise BadTarget(f"--kill {kind} is not supported yet", hint="use --kill task")
+    obs = observe(aws, cfg, "status")
+    rep = report(cfg, obs, events=0)
+    if rep["verdict"] == "NOT DEPLOYED":
+        raise Refused(f"stack {cfg.stack} is not deployed ({rep['reason']}): nothing to drill", hint="run ghostha up")
+    if not rep["healthy"] and not force:
+        raise Refused(
+            f"stack {cfg.stack} is {rep['verdict']} ({rep['reason']}): refusing to stop anything",
+            hint="wait until `ghostha status` says HEALTHY, or pass --force to drill a degraded stack",
+        )
+    running = [t for t in rep["tasks"] if t["last_status"] == "RUNNING"]
+    if target:
+        found = [t for t in running if t["task_id"] == target or t["task_id"].startswith(target)]
+        if len(found) != 1:
+            ids = ", ".join(sorted(t["task_id"] for t in running)) or "none"
+            what = "no running task" if not found else "more than one running task starts with"
+            raise BadTarget(f"{what} {target} in service {cfg.service.name}", hint=f"running tasks: {ids}")
+        victim = found[0]
+    else:
+        candidates = [t for t in running if t["health"] == "healthy"] or running
+        if not candidates:
+            raise Refused(f"service {cfg.service.name} has no running task to stop")
+        victim = choose(candidates)
+    site = url or rep["site_url"]
+    if not site:
+        raise BadTarget("no URL to probe: the load balancer has no DNS name", hint="pass --url or set site_url")
+    answer = get(site)
+    if not ok(answer.status):
+        seen = f"HTTP {answer.status}" if answer.status is not None else (answer.error or "no answer")
+        raise BadTarget(
+            f"the site at {site} does not answer 2xx/3xx ({seen}): nothing was stopped",
+            hint="pass --url with the blog's address, or set site_url in the config",
+        )
+    task = next(t for t in obs.tasks if t["taskArn"].endswith("/" + victim["task_id"]))
+    tg = obs.target_group or {}
+    return Prepared(
+        kind="task",
+        task_arn=task["taskArn"],
+        task_id=victim["task_id"],
+        instance_id=victim["instance_id"],
+        host_port=victim["host_port"],
+        graceful=graceful,
+        url=site,
+        target_group_arn=tg.get("TargetGroupArn"),
+        baseline=frozenset(t["task_id"] for t in rep["tasks"]),
+        expected=expected_times(aws, obs.target_group, obs.service),
+    )
+
+
+# --- during: act, probe, watch -----------------------------------------------------------------------------
+
+
+@dataclass
+class Watch:
+    """The timeline, from successive looks at the control plane."""
+
+    prepared: Prepared
+    progress: DrillProgress
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    seen: dict[str, str] = field(default_factory=dict)  # what → last state seen
+    running_at: float | None = None
+    healthy_at: float | None = None
+    steady_at: float | None = None
+    replacements: list[str] = field(default_factory=list)
+
+    def note(self, at: float, event: str) -> None:
+        self.timeline.append({"at_seconds": round(at, 3), "event": event})
+        self.progress.event(at, event)
+
+    def changed(self, key: str, state: str) -> bool:
+        if self.seen.get(key) == state:
+            return False
+        self.seen[key] = state
+        return True
+
+    def look(self, at: float, rep: dict[str, Any], victim_status: str | None, stopped: bool) -> None:
+        p = self.prepared
+        if victim_status and self.changed("victim", victim_status):
+            self.note(at, f"victim task {p.task_id[:8]} {victim_status}")
+        vt = next(
+            (t for t in rep["targets"] if t["instance_id"] == p.instance_id and t["port"] == p.host_port),
+            None,
+        )
+        state = vt["state"] if vt else "deregistered"
+        if self.changed("victim-target", state):
+            self.note(at, f"victim target {p.instance_id}:{p.host_port} {state}")
+        for t in rep["tasks"]:
+            if t["task_id"] in p.baseline:
+                continue
+            if t["task_id"] not in self.replacements:
+                self.replacements.append(t["task_id"])
+            short = t["task_id"][:8]
+            if self.changed(f"task {t['task_id']}", str(t["last_status"])):
+                self.note(at, f"replacement task {short} {t['last_status']} on {t['instance_id']}:{t['host_port']}")
+            if t["last_status"] == "RUNNING" and self.running_at is None:
+                self.running_at = at
+            if t["health"] != "unregistered" and self.changed(f"target {t['task_id']}", t["health"]):
+                self.note(at, f"replacement target {t['instance_id']}:{t['host_port']} {t['health']}")
+            if t["health"] == "healthy" and self.healthy_at is None:
+                self.healthy_at = at
+        if stopped and rep["healthy"] and self.healthy_at is not None and self.steady_at is None:
+            self.steady_at = at
+            self.note(at, f"service steady: {rep['reason']}")
+
+
+def _victim_status(aws: Aws, cfg: Config, task_arn: str) -> str | None:
+    tasks = aws.client("ecs").describe_tasks(cluster=cfg.cluster.name, tasks=[task_arn]).get("tasks", [])
+    return str(tasks[0].get("lastStatus")) if tasks else None
+
+
+def _look(aws: Aws, cfg: Config, task_arn: str) -> tuple[dict[str, Any], str | None]:
+    from ghostha.observe import observe
+    from ghostha.status import report
+
+    return report(cfg, observe(aws, cfg, "status"), events=0), _victim_status(aws, cfg, task_arn)
+
+
+def run(
+    aws: Aws,
+    cfg: Config,
+    prepared: Prepared,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    progress: DrillProgress,
+    rate: float = 10.0,
+    connections: int = 4,
+    max_failed_requests: int = 0,
+    max_recovery: float = 600.0,
+    get: Callable[[str], Answer] = http_get,
+) -> dict[str, Any]:
+    """Kill the victim, probe at `rate` per second, poll the control plane every `poll_seconds`; the report."""
+    ecs, elbv2 = aws.client("ecs"), aws.client("elbv2")
+    p = prepared
+    prober = Prober(p.url, connections, get)
+    watch = Watch(p, progress)
+    t0 = clock()
+    stopped = False
+
+    def stop() -> None:
+        nonlocal stopped
+        ecs.stop_task(cluster=cfg.cluster.name, task=p.task_arn, reason="ghostha drill")
+        stopped = True
+        watch.note(clock() - t0, f"StopTask {p.task_id[:8]}")
+
+    if p.graceful and p.target_group_arn and p.instance_id and p.host_port:
+        elbv2.deregister_targets(
+            TargetGroupArn=p.target_group_arn, Targets=[{"Id": p.instance_id, "Port": p.host_port}]
+        )
+        watch.note(0.0, f"DeregisterTargets {p.instance_id}:{p.host_port} (draining first)")
+    else:
+        stop()
+    tick = 1.0 / rate
+    n_ticks = 0
+    next_poll = t0
+    recovered_at: float | None = None
+    timed_out = False
+    while True:
+        now = clock()
+        while t0 + n_ticks * tick <= now:
+            prober.tick(now - t0)
+            n_ticks += 1
+        if now >= next_poll:
+            rep, victim_status = _look(aws, cfg, p.task_arn)
+            watch.look(clock() - t0, rep, victim_status, stopped)
+            if not stopped and watch.seen.get("victim-target") == "deregistered":
+                stop()  # drained: now stop it
+            next_poll = now + cfg.poll_seconds
+            if watch.steady_at is not None and recovered_at is None:
+                recovered_at = now
+            progress.status(
+                f"{now - t0:.0f}s: {len(prober.probes)} requests, "
+                f"{sum(1 for x in prober.probes if not ok(x.answer.status))} failed; {rep['reason']}"
+            )
+        if recovered_at is not None and now - recovered_at >= TAIL_SECONDS:
+            break
+        if now - t0 >= max_recovery:
+            timed_out = True
+            break
+        sleep(max(0.0, min(t0 + n_ticks * tick, next_poll) - clock()))
+    measured = summarize(prober.finish())
+    failed = measured["requests"]["failed"]
+    if timed_out:
+        verdict, reason = "FAIL", f"the service did not recover within {max_recovery:g} s"
+    elif failed > max_failed_requests:
+        verdict = "FAIL"
+        reason = f"{failed} of {measured['requests']['sent']} requests failed (at most {max_failed_requests} allowed)"
+    else:
+        verdict = "PASS"
+        reason = f"{failed} of {measured['requests']['sent']} requests failed; recovered in {watch.steady_at:.0f} s"
+    return {
+        "verdict": verdict,
+        "reason": reason,
+        "timed_out": timed_out,
+        "url": p.url,
+        "victim": p.victim(),
+        **measured,
+        "recovery": {
+            "replacement_task_ids": watch.replacements,
+            "running_after_seconds": _round(watch.running_at),
+            "healthy_after_seconds": _round(watch.healthy_at),
+            "steady_after_seconds": _round(watch.steady_at),
+        },
+        "expected": p.expected,
+        "timeline": watch.timeline,
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return round(value, 3) if value is not None else None
+
+
+def exit_code(report: dict[str, Any]) -> int:
+    if report["timed_out"]:
+        return EXIT_TIMEOUT
+    return EXIT_OK if report["verdict"] == "PASS" else EXIT_FAILED
