@@ -17,8 +17,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from ghostha.sandbox.dataplane import DEREGISTRATION_LAG_SECONDS, GHOST_BOOT_SECONDS, DataPlane, matches
 from ghostha.sandbox.seed import Seeded
 from ghostha.sandbox.server import Sandbox, boto_client
@@ -226,8 +224,7 @@ def wait_for_simulated(remote: Remote, seconds: float) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("stop_with", [signal.SIGTERM, signal.SIGINT])
-def test_the_sandbox_runs_by_itself_and_closes_every_port(tmp_path: Path, stop_with: signal.Signals) -> None:
+def test_the_sandbox_runs_by_itself_and_closes_every_port(tmp_path: Path) -> None:
     proc, state = serve(tmp_path, scale=400)
     try:
         remote = Remote(state["endpoint"], state["seeded"])
@@ -249,9 +246,22 @@ def test_the_sandbox_runs_by_itself_and_closes_every_port(tmp_path: Path, stop_w
         listening = remote.info()["listening"]
         assert len(listening) == 6
         ports = [(alb_port, "127.0.0.1")] + [(int(p), a) for a, p in (x.rsplit(":", 1) for x in listening)]
-        proc.send_signal(stop_with)
+        proc.send_signal(signal.SIGTERM)  # what `sandbox stop` sends
         proc.communicate(timeout=30)
     finally:
         proc.kill()
     assert proc.returncode == 0
     assert all(refuses(host, port) for port, host in ports)
+
+
+def test_ctrl_c_closes_the_alb_stand_in(tmp_path: Path) -> None:
+    proc, state = serve(tmp_path, scale=30)
+    try:
+        alb_port = int(state["site_url"].rsplit(":", 1)[1])
+        assert get("127.0.0.1", alb_port)[0] == 503, "answering: no target yet"
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and "Traceback" not in err
+    assert refuses("127.0.0.1", alb_port)
