@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -325,11 +326,30 @@ def _victim_status(aws: Aws, cfg: Config, task_arn: str) -> str | None:
     return str(tasks[0].get("lastStatus")) if tasks else None
 
 
-def _look(aws: Aws, cfg: Config, task_arn: str) -> tuple[dict[str, Any], str | None]:
+def _look(aws: Aws, cfg: Config, task_arn: str) -> tuple[dict[str, Any], str | None, datetime | None]:
     from ghostha.observe import observe
     from ghostha.status import report
 
-    return report(cfg, observe(aws, cfg, "status"), events=0), _victim_status(aws, cfg, task_arn)
+    obs = observe(aws, cfg, "status")
+    return report(cfg, obs, events=0), _victim_status(aws, cfg, task_arn), obs.observed_at
+
+
+def clock_rate(samples: list[tuple[float, datetime]]) -> float:
+    """AWS seconds per second of the drill's clock, from AWS's Date header at each poll: 1 against AWS (whose
+    clock is real time; within 25 % is taken as exactly 1, the header has 1-second resolution), N against a
+    sandbox whose time runs N times faster. Every time in the report is multiplied by it."""
+    if len(samples) < 2:
+        return 1.0
+    (l0, a0), (l1, a1) = samples[0], samples[-1]
+    aws_span = (a1 - a0).total_seconds()
+    if l1 - l0 <= 0 or aws_span < 10:
+        return 1.0
+    rate = aws_span / (l1 - l0)
+    return 1.0 if 0.8 <= rate <= 1.25 else round(rate, 2)
+
+
+def _scaled(value: float | None, rate: float) -> float | None:
+    return round(value * rate, 3) if value is not None else None
 
 
 def run(
@@ -371,14 +391,17 @@ def run(
     next_poll = t0
     recovered_at: float | None = None
     timed_out = False
+    samples: list[tuple[float, datetime]] = []
     while True:
         now = clock()
         while t0 + n_ticks * tick <= now:
             prober.tick(now - t0)
             n_ticks += 1
         if now >= next_poll:
-            rep, victim_status = _look(aws, cfg, p.task_arn)
+            rep, victim_status, aws_now = _look(aws, cfg, p.task_arn)
             watch.look(clock() - t0, rep, victim_status, stopped)
+            if aws_now is not None:
+                samples.append((clock() - t0, aws_now))
             if not stopped and watch.seen.get("victim-target") == "deregistered":
                 stop()  # drained: now stop it
             next_poll = now + cfg.poll_seconds
@@ -394,7 +417,9 @@ def run(
             timed_out = True
             break
         sleep(max(0.0, min(t0 + n_ticks * tick, next_poll) - clock()))
-    measured = summarize(prober.finish())
+    rate = clock_rate(samples)
+    measured = summarize([Probe(x.at * rate, x.answer) for x in prober.finish()])
+    steady = _scaled(watch.steady_at, rate)
     failed = measured["requests"]["failed"]
     if timed_out:
         verdict, reason = "FAIL", f"the service did not recover within {max_recovery:g} s"
@@ -403,7 +428,7 @@ def run(
         reason = f"{failed} of {measured['requests']['sent']} requests failed (at most {max_failed_requests} allowed)"
     else:
         verdict = "PASS"
-        reason = f"{failed} of {measured['requests']['sent']} requests failed; recovered in {watch.steady_at:.0f} s"
+        reason = f"{failed} of {measured['requests']['sent']} requests failed; steady again after {steady:.0f} s"
     return {
         "verdict": verdict,
         "reason": reason,
@@ -413,17 +438,14 @@ def run(
         **measured,
         "recovery": {
             "replacement_task_ids": watch.replacements,
-            "running_after_seconds": _round(watch.running_at),
-            "healthy_after_seconds": _round(watch.healthy_at),
-            "steady_after_seconds": _round(watch.steady_at),
+            "running_after_seconds": _scaled(watch.running_at, rate),
+            "healthy_after_seconds": _scaled(watch.healthy_at, rate),
+            "steady_after_seconds": steady,
         },
         "expected": p.expected,
-        "timeline": watch.timeline,
+        "timeline": [{**e, "at_seconds": _scaled(e["at_seconds"], rate)} for e in watch.timeline],
+        "clock_rate": rate,
     }
-
-
-def _round(value: float | None) -> float | None:
-    return round(value, 3) if value is not None else None
 
 
 def exit_code(report: dict[str, Any]) -> int:

@@ -364,6 +364,8 @@ def drill_report(report: dict[str, Any]) -> Group:
     how = "graceful: target drained first" if v["graceful"] else "abrupt: StopTask"
     summary.add_row("victim", f"{v['kind']} {v['id']} on {v['instance_id']}:{v['host_port']} ({how})")
     summary.add_row("probed", report["url"])
+    if report["clock_rate"] != 1:
+        summary.add_row("clock", f"AWS's seconds: its Date header ran {report['clock_rate']:g}x the drill's clock")
     r = report["requests"]
     req = _table("requests", ("sent", "ok", "failed", "by status", "connection errors", "timeouts"))
     req.add_row(

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ghostha.drill import Answer, Probe, summarize
+from ghostha.drill import Answer, Probe, clock_rate, summarize
 from ghostha.sandbox.server import Sandbox
 from tests.conftest import mutating, run_cli, settle, write_config
 from tests.test_sandbox import stack
@@ -59,7 +60,7 @@ def test_graceful_task_kill_passes_with_no_failed_request(live: Sandbox, tmp_pat
     cfg = deploy(live, tmp_path)
     code, report, err = drill(live, cfg, "--yes", "--graceful")
     assert code == 0, err
-    assert report["verdict"] == "PASS"
+    assert report["verdict"] == "PASS" and report["clock_rate"] == 1
     assert report["requests"]["failed"] == 0 and report["requests"]["sent"] > 100
     assert report["longest_outage_seconds"] == 0 and report["first_failure_at"] is None
     check_counts(report, live)
@@ -174,6 +175,13 @@ def test_status_shows_the_configured_site_url(box: Sandbox, tmp_path: Path) -> N
     cfg = write_config(box, tmp_path / "g.yaml", site_url="https://blog.example.com")
     report = json.loads(run_cli(box, ["--config", str(cfg), "status", "--json"]).out)
     assert report["site_url"] == "https://blog.example.com"
+
+
+def test_clock_rate_follows_aws_date_header() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    assert clock_rate([(0.0, start), (10.0, start + timedelta(seconds=300))]) == 30, "a sandbox at --scale 30"
+    assert clock_rate([(0.0, start), (100.0, start + timedelta(seconds=101))]) == 1, "AWS: real time"
+    assert clock_rate([(0.0, start)]) == 1
 
 
 def test_summary_counts_and_the_longest_outage() -> None:
