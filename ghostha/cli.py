@@ -512,9 +512,11 @@ def doctor(app: App, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--kill", type=click.Choice(["task"]), default="task", show_default=True, help="What to stop.")
-@click.option("--target", metavar="ID", help="The task id to stop [default: a random healthy one].")
-@click.option("--graceful", is_flag=True, help="Deregister the task's target and wait out draining first.")
+@click.option(
+    "--kill", type=click.Choice(["task", "instance"]), default="task", show_default=True, help="What to stop."
+)
+@click.option("--target", metavar="ID", help="The task id or i-… instance id [default: a random one].")
+@click.option("--graceful", is_flag=True, help="Drain first: the task's target, or the container instance.")
 @click.option("--url", metavar="URL", help="What to probe [default: site_url, else http:// + the ALB's name].")
 @click.option("--rate", type=click.FloatRange(0.1, 1000), default=10, show_default=True, help="Requests per second.")
 @click.option("--max-failed-requests", type=click.IntRange(0), default=0, show_default=True, help="PASS up to this.")
@@ -541,14 +543,19 @@ def drill(
     force: bool,
     connections: int,
 ) -> None:
-    """Stop one task as the story does and measure what the blog's visitors saw: failed requests, outage,
-    recovery times. Exit 0 PASS, 1 FAIL or refused, 2 bad target or URL, 3 not recovered in time."""
+    """Stop one task as the story does (or terminate one instance) and measure what the blog's visitors saw:
+    failed requests, outage, recovery times. Exit 0 PASS, 1 FAIL or refused, 2 bad target or URL, 3 not
+    recovered in time."""
     from ghostha import drill as drilling
     from ghostha import render
 
     cfg, aws, out = app.config(), app.aws(), app.runtime.console()
     prepared = drilling.prepare(aws, cfg, kill, target, graceful, url, force)
-    what = f"stop task {prepared.task_id} on {prepared.instance_id}" + (" after draining it" if graceful else "")
+    what = (
+        f"terminate instance {prepared.victim_id} ({len(prepared.task_arns)} tasks)"
+        if prepared.kind == "instance"
+        else f"stop task {prepared.victim_id} on {prepared.instance_id}"
+    ) + (" after draining it" if graceful else "")
     _confirm(app, f"type the stack name ({cfg.stack}) to {what}", yes, (cfg.stack,), "nothing was stopped")
     view: drilling.DrillProgress = drilling.Quiet() if as_json else render.DrillView(out)
     try:

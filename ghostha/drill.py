@@ -162,24 +162,27 @@ def summarize(probes: list[Probe]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Prepared:
-    kind: str
-    task_arn: str
-    task_id: str
+    kind: str  # "task" or "instance"
+    victim_id: str  # the task id, or the EC2 instance id
+    task_arns: tuple[str, ...]  # the task, or the service's tasks on the instance
     instance_id: str | None
-    host_port: int | None
+    host_port: int | None  # the task's (kind task)
+    container_instance_arn: str | None
     graceful: bool
     url: str
     target_group_arn: str | None
     baseline: frozenset[str]  # task ids running before the kill
+    baseline_instances: frozenset[str]  # container instances' EC2 ids before the kill
     expected: dict[str, Any]
 
     def victim(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
-            "id": self.task_id,
+            "id": self.victim_id,
             "instance_id": self.instance_id,
             "graceful": self.graceful,
             "host_port": self.host_port,
+            "task_ids": [arn.rsplit("/", 1)[-1] for arn in self.task_arns],
         }
 
 
@@ -215,8 +218,6 @@ def prepare(
     from ghostha.observe import observe
     from ghostha.status import report
 
-    if kind != "task":
-        raise BadTarget(f"--kill {kind} is not supported yet", hint="use --kill task")
     obs = observe(aws, cfg, "status")
     rep = report(cfg, obs, events=0)
     if rep["verdict"] == "NOT DEPLOYED":
@@ -227,7 +228,9 @@ def prepare(
             hint="wait until `ghostha status` says HEALTHY, or pass --force to drill a degraded stack",
         )
     running = [t for t in rep["tasks"] if t["last_status"] == "RUNNING"]
-    if target:
+    if kind == "instance":
+        victim = _victim_instance(cfg, rep, target, choose)
+    elif target:
         found = [t for t in running if t["task_id"] == target or t["task_id"].startswith(target)]
         if len(found) != 1:
             ids = ", ".join(sorted(t["task_id"] for t in running)) or "none"
@@ -249,20 +252,54 @@ def prepare(
             f"the site at {site} does not answer 2xx/3xx ({seen}): nothing was stopped",
             hint="pass --url with the blog's address, or set site_url in the config",
         )
-    task = next(t for t in obs.tasks if t["taskArn"].endswith("/" + victim["task_id"]))
     tg = obs.target_group or {}
+    if kind == "instance":
+        iid = victim["instance_id"]
+        arns = tuple(t["taskArn"] for t in obs.tasks if _task_instance(obs, t) == iid)
+        ci_arn = next(ci["containerInstanceArn"] for ci in obs.container_instances if ci["ec2InstanceId"] == iid)
+        victim_id, port = iid, None
+    else:
+        arns = tuple(t["taskArn"] for t in obs.tasks if t["taskArn"].endswith("/" + victim["task_id"]))
+        ci_arn, victim_id, port = None, victim["task_id"], victim["host_port"]
     return Prepared(
-        kind="task",
-        task_arn=task["taskArn"],
-        task_id=victim["task_id"],
+        kind=kind,
+        victim_id=victim_id,
+        task_arns=arns,
         instance_id=victim["instance_id"],
-        host_port=victim["host_port"],
+        host_port=port,
+        container_instance_arn=ci_arn,
         graceful=graceful,
         url=site,
         target_group_arn=tg.get("TargetGroupArn"),
         baseline=frozenset(t["task_id"] for t in rep["tasks"]),
+        baseline_instances=frozenset(i["instance_id"] for i in rep["instances"]),
         expected=expected_times(aws, obs.target_group, obs.service),
     )
+
+
+def _task_instance(obs: Any, task: dict[str, Any]) -> str | None:
+    for ci in obs.container_instances:
+        if ci["containerInstanceArn"] == task.get("containerInstanceArn"):
+            return str(ci["ec2InstanceId"])
+    return None
+
+
+def _victim_instance(
+    cfg: Config, rep: dict[str, Any], target: str | None, choose: Callable[[list[dict[str, Any]]], dict[str, Any]]
+) -> dict[str, Any]:
+    active = [i for i in rep["instances"] if i["status"] == "ACTIVE"]
+    if target:
+        found = [i for i in active if i["instance_id"] == target]
+        if not found:
+            ids = ", ".join(sorted(i["instance_id"] for i in active)) or "none"
+            raise BadTarget(
+                f"no ACTIVE container instance {target} in cluster {cfg.cluster.name}", hint=f"instances: {ids}"
+            )
+        return dict(found[0])
+    busy = [i for i in active if i["running_tasks"] > 0] or active
+    if not busy:
+        raise Refused(f"cluster {cfg.cluster.name} has no container instance to terminate")
+    return dict(choose(busy))
 
 
 # --- during: act, probe, watch -----------------------------------------------------------------------------
@@ -280,6 +317,7 @@ class Watch:
     healthy_at: float | None = None
     steady_at: float | None = None
     replacements: list[str] = field(default_factory=list)
+    new_instance: bool = False
 
     def note(self, at: float, event: str) -> None:
         self.timeline.append({"at_seconds": round(at, 3), "event": event})
@@ -291,17 +329,28 @@ class Watch:
         self.seen[key] = state
         return True
 
-    def look(self, at: float, rep: dict[str, Any], victim_status: str | None, stopped: bool) -> None:
+    def look(self, at: float, rep: dict[str, Any], victims: dict[str, str], stopped: bool) -> None:
         p = self.prepared
-        if victim_status and self.changed("victim", victim_status):
-            self.note(at, f"victim task {p.task_id[:8]} {victim_status}")
-        vt = next(
-            (t for t in rep["targets"] if t["instance_id"] == p.instance_id and t["port"] == p.host_port),
-            None,
-        )
-        state = vt["state"] if vt else "deregistered"
-        if self.changed("victim-target", state):
-            self.note(at, f"victim target {p.instance_id}:{p.host_port} {state}")
+        for task_id, status in victims.items():
+            if self.changed(f"victim {task_id}", status):
+                self.note(at, f"victim task {task_id[:8]} {status}")
+        if p.kind == "task":
+            vt = next(
+                (t for t in rep["targets"] if t["instance_id"] == p.instance_id and t["port"] == p.host_port),
+                None,
+            )
+            state = vt["state"] if vt else "deregistered"
+            if self.changed("victim-target", state):
+                self.note(at, f"victim target {p.instance_id}:{p.host_port} {state}")
+        else:
+            mine = [i for i in rep["instances"] if i["instance_id"] == p.instance_id]
+            state = str(mine[0]["status"]) if mine else "deregistered"
+            if self.changed("victim-instance", state):
+                self.note(at, f"victim container instance {p.instance_id} {state}")
+            for i in rep["instances"]:
+                if i["instance_id"] not in p.baseline_instances and self.changed(f"new {i['instance_id']}", "seen"):
+                    self.note(at, f"new container instance {i['instance_id']} registered ({i['status']})")
+                    self.new_instance = True
         for t in rep["tasks"]:
             if t["task_id"] in p.baseline:
                 continue
@@ -316,22 +365,29 @@ class Watch:
                 self.note(at, f"replacement target {t['instance_id']}:{t['host_port']} {t['health']}")
             if t["health"] == "healthy" and self.healthy_at is None:
                 self.healthy_at = at
-        if stopped and rep["healthy"] and self.healthy_at is not None and self.steady_at is None:
+        replaced = self.new_instance or self.prepared.kind == "task"
+        if stopped and replaced and rep["healthy"] and self.healthy_at is not None and self.steady_at is None:
             self.steady_at = at
             self.note(at, f"service steady: {rep['reason']}")
 
 
-def _victim_status(aws: Aws, cfg: Config, task_arn: str) -> str | None:
-    tasks = aws.client("ecs").describe_tasks(cluster=cfg.cluster.name, tasks=[task_arn]).get("tasks", [])
-    return str(tasks[0].get("lastStatus")) if tasks else None
+def _victim_status(aws: Aws, cfg: Config, task_arns: tuple[str, ...]) -> dict[str, str]:
+    """Task id → last status of the victim's tasks (100 per call, as DescribeTasks allows)."""
+    from ghostha.observe import chunks
+
+    out: dict[str, str] = {}
+    for part in chunks(list(task_arns), 100):
+        for t in aws.client("ecs").describe_tasks(cluster=cfg.cluster.name, tasks=part).get("tasks", []):
+            out[t["taskArn"].rsplit("/", 1)[-1]] = str(t.get("lastStatus"))
+    return out
 
 
-def _look(aws: Aws, cfg: Config, task_arn: str) -> tuple[dict[str, Any], str | None, datetime | None]:
+def _look(aws: Aws, cfg: Config, task_arns: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, str], datetime | None]:
     from ghostha.observe import observe
     from ghostha.status import report
 
     obs = observe(aws, cfg, "status")
-    return report(cfg, obs, events=0), _victim_status(aws, cfg, task_arn), obs.observed_at
+    return report(cfg, obs, events=0), _victim_status(aws, cfg, task_arns), obs.observed_at
 
 
 def clock_rate(samples: list[tuple[float, datetime]]) -> float:
@@ -366,7 +422,7 @@ def run(
     get: Callable[[str], Answer] = http_get,
 ) -> dict[str, Any]:
     """Kill the victim, probe at `rate` per second, poll the control plane every `poll_seconds`; the report."""
-    ecs, elbv2 = aws.client("ecs"), aws.client("elbv2")
+    ecs, elbv2, asg = aws.client("ecs"), aws.client("elbv2"), aws.client("autoscaling")
     p = prepared
     prober = Prober(p.url, connections, get)
     watch = Watch(p, progress)
@@ -375,11 +431,30 @@ def run(
 
     def stop() -> None:
         nonlocal stopped
-        ecs.stop_task(cluster=cfg.cluster.name, task=p.task_arn, reason="ghostha drill")
+        if p.kind == "instance":
+            # the group replaces it: desired capacity unchanged
+            asg.terminate_instance_in_auto_scaling_group(InstanceId=p.victim_id, ShouldDecrementDesiredCapacity=False)
+            watch.note(clock() - t0, f"TerminateInstanceInAutoScalingGroup {p.victim_id}")
+        else:
+            ecs.stop_task(cluster=cfg.cluster.name, task=p.task_arns[0], reason="ghostha drill")
+            watch.note(clock() - t0, f"StopTask {p.victim_id[:8]}")
         stopped = True
-        watch.note(clock() - t0, f"StopTask {p.task_id[:8]}")
 
-    if p.graceful and p.target_group_arn and p.instance_id and p.host_port:
+    def drained(rep: dict[str, Any]) -> bool:
+        if p.kind == "task":
+            return watch.seen.get("victim-target") == "deregistered"
+        # its tasks have left it (stopped after draining) and every task still running is healthy; where the other
+        # instances have no room, the rest start on the instance that replaces it
+        on_it = [t for t in rep["tasks"] if t["instance_id"] == p.instance_id]
+        running = [t for t in rep["tasks"] if t["last_status"] == "RUNNING"]
+        return not on_it and all(t["health"] == "healthy" for t in running)
+
+    if p.graceful and p.kind == "instance" and p.container_instance_arn:
+        ecs.update_container_instances_state(
+            cluster=cfg.cluster.name, containerInstances=[p.container_instance_arn], status="DRAINING"
+        )
+        watch.note(0.0, f"UpdateContainerInstancesState {p.instance_id} DRAINING (draining first)")
+    elif p.graceful and p.target_group_arn and p.instance_id and p.host_port:
         elbv2.deregister_targets(
             TargetGroupArn=p.target_group_arn, Targets=[{"Id": p.instance_id, "Port": p.host_port}]
         )
@@ -398,11 +473,11 @@ def run(
             prober.tick(now - t0)
             n_ticks += 1
         if now >= next_poll:
-            rep, victim_status, aws_now = _look(aws, cfg, p.task_arn)
-            watch.look(clock() - t0, rep, victim_status, stopped)
+            rep, victims, aws_now = _look(aws, cfg, p.task_arns)
+            watch.look(clock() - t0, rep, victims, stopped)
             if aws_now is not None:
                 samples.append((clock() - t0, aws_now))
-            if not stopped and watch.seen.get("victim-target") == "deregistered":
+            if not stopped and drained(rep):
                 stop()  # drained: now stop it
             next_poll = now + cfg.poll_seconds
             if watch.steady_at is not None and recovered_at is None:

@@ -361,8 +361,12 @@ def drill_report(report: dict[str, Any]) -> Group:
     v = report["victim"]
     summary = Table.grid(padding=(0, 2))
     summary.add_row("verdict", Text(f"{report['verdict']}: {report['reason']}", style=style))
-    how = "graceful: target drained first" if v["graceful"] else "abrupt: StopTask"
-    summary.add_row("victim", f"{v['kind']} {v['id']} on {v['instance_id']}:{v['host_port']} ({how})")
+    if v["kind"] == "instance":
+        how = "graceful: drained first" if v["graceful"] else "abrupt: TerminateInstanceInAutoScalingGroup"
+        summary.add_row("victim", f"instance {v['id']} with {len(v['task_ids'])} tasks ({how})")
+    else:
+        how = "graceful: target drained first" if v["graceful"] else "abrupt: StopTask"
+        summary.add_row("victim", f"task {v['id']} on {v['instance_id']}:{v['host_port']} ({how})")
     summary.add_row("probed", report["url"])
     if report["clock_rate"] != 1:
         summary.add_row("clock", f"AWS's seconds: its Date header ran {report['clock_rate']:g}x the drill's clock")

@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ghostha.drill import Answer, Probe, clock_rate, summarize
 from ghostha.sandbox.server import Sandbox
-from tests.conftest import mutating, run_cli, settle, write_config
+from tests.conftest import container_instances, mutating, run_cli, settle, write_config
 from tests.test_sandbox import stack
 
 STOPPING_CALLS = {("ecs", "StopTask"), ("elasticloadbalancing", "DeregisterTargets")}
@@ -199,3 +201,48 @@ def test_summary_counts_and_the_longest_outage() -> None:
         "timeouts": 1,
     }
     assert (s["longest_outage_seconds"], s["first_failure_at"], s["last_failure_at"]) == (2, 1, 4)
+
+
+# --- instance loss ----------------------------------------------------------------------------------------------
+
+
+def new_instances(box: Sandbox, before: set[str]) -> set[str]:
+    ids = {ci["ec2InstanceId"] for ci in container_instances(box)}
+    return ids - before
+
+
+@pytest.mark.parametrize("graceful", [False, True], ids=["abrupt", "graceful"])
+def test_instance_kill_replaces_its_three_tasks_on_the_groups_new_instance(
+    live: Sandbox, tmp_path: Path, graceful: bool
+) -> None:
+    """TerminateInstanceInAutoScalingGroup with ShouldDecrementDesiredCapacity=false: the group launches a
+    replacement (Amazon EC2 Auto Scaling API reference, TerminateInstanceInAutoScalingGroup:
+    https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_TerminateInstanceInAutoScalingGroup.html)."""
+    cfg = deploy(live, tmp_path)
+    before = {ci["ec2InstanceId"] for ci in container_instances(live)}
+    args = ["--yes", "--kill", "instance", "--max-failed-requests", "1000"] + (["--graceful"] if graceful else [])
+    code, report, err = drill(live, cfg, *args)
+    assert code == 0, err
+    victim = report["victim"]
+    assert victim["kind"] == "instance" and victim["id"] in before and len(victim["task_ids"]) == 3
+    assert len(report["recovery"]["replacement_task_ids"]) == 3
+    (new,) = new_instances(live, before)
+    events = [e["event"] for e in report["timeline"]]
+    assert f"new container instance {new} registered (ACTIVE)" in events
+    assert any(e.startswith(f"TerminateInstanceInAutoScalingGroup {victim['id']}") for e in events)
+    check_counts(report, live)
+    check_times(report)
+    status = json.loads(run_cli(live, ["--config", str(cfg), "status", "--json"]).out)
+    assert status["healthy"] and {t["instance_id"] for t in status["tasks"]} == (before - {victim["id"]}) | {new}
+    if graceful:
+        assert events[0].startswith(f"UpdateContainerInstancesState {victim['id']} DRAINING")
+        assert report["requests"]["failed"] == 0, "drained first: no visitor saw a failure"
+        assert report["verdict"] == "PASS"
+
+
+def test_refuses_an_unknown_instance_id(live: Sandbox, tmp_path: Path) -> None:
+    cfg = deploy(live, tmp_path)
+    before = len(live.requests)
+    code, _report, err = drill(live, cfg, "--yes", "--kill", "instance", "--target", "i-0000000000")
+    assert code == 2 and "no ACTIVE container instance i-0000000000" in err
+    assert not {("autoscaling", "TerminateInstanceInAutoScalingGroup")} & set(mutating(live.requests[before:]))
