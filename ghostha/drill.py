@@ -440,14 +440,14 @@ def run(
             watch.note(clock() - t0, f"StopTask {p.victim_id[:8]}")
         stopped = True
 
-    def drained(rep: dict[str, Any]) -> bool:
+    def drained(rep: dict[str, Any], victims: dict[str, str]) -> bool:
         if p.kind == "task":
             return watch.seen.get("victim-target") == "deregistered"
-        # its tasks have left it (stopped after draining) and every task still running is healthy; where the other
-        # instances have no room, the rest start on the instance that replaces it
-        on_it = [t for t in rep["tasks"] if t["instance_id"] == p.instance_id]
+        # its tasks have left it (STOPPED, after their targets drained) and every task still running is healthy;
+        # where the other instances have no room, the rest start on the instance that replaces it
         running = [t for t in rep["tasks"] if t["last_status"] == "RUNNING"]
-        return not on_it and all(t["health"] == "healthy" for t in running)
+        gone = all(status == "STOPPED" for status in victims.values())
+        return gone and all(t["health"] == "healthy" for t in running)
 
     if p.graceful and p.kind == "instance" and p.container_instance_arn:
         ecs.update_container_instances_state(
@@ -477,7 +477,7 @@ def run(
             watch.look(clock() - t0, rep, victims, stopped)
             if aws_now is not None:
                 samples.append((clock() - t0, aws_now))
-            if not stopped and drained(rep):
+            if not stopped and drained(rep, victims):
                 stop()  # drained: now stop it
             next_poll = now + cfg.poll_seconds
             if watch.steady_at is not None and recovered_at is None:

@@ -236,6 +236,10 @@ def test_instance_kill_replaces_its_three_tasks_on_the_groups_new_instance(
     assert status["healthy"] and {t["instance_id"] for t in status["tasks"]} == (before - {victim["id"]}) | {new}
     if graceful:
         assert events[0].startswith(f"UpdateContainerInstancesState {victim['id']} DRAINING")
+        at = {e["event"]: e["at_seconds"] for e in report["timeline"]}
+        stopped = [at[f"victim task {t[:8]} STOPPED"] for t in victim["task_ids"]]
+        terminated = next(v for k, v in at.items() if k.startswith("TerminateInstance"))
+        assert terminated >= max(stopped) >= report["expected"]["draining_seconds"], "its tasks drained first"
         assert report["requests"]["failed"] == 0, "drained first: no visitor saw a failure"
         assert report["verdict"] == "PASS"
 
