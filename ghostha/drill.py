@@ -404,6 +404,20 @@ def clock_rate(samples: list[tuple[float, datetime]]) -> float:
     return 1.0 if 0.8 <= rate <= 1.25 else round(rate, 2)
 
 
+class _InAwsSeconds:
+    """Passes progress on with times in AWS's seconds, as far as the polls so far tell the clock rate."""
+
+    def __init__(self, inner: DrillProgress) -> None:
+        self.inner = inner
+        self.rate = 1.0
+
+    def status(self, text: str) -> None:
+        self.inner.status(text)
+
+    def event(self, at: float, text: str) -> None:
+        self.inner.event(at * self.rate, text)
+
+
 def _scaled(value: float | None, rate: float) -> float | None:
     return round(value * rate, 3) if value is not None else None
 
@@ -425,7 +439,8 @@ def run(
     ecs, elbv2, asg = aws.client("ecs"), aws.client("elbv2"), aws.client("autoscaling")
     p = prepared
     prober = Prober(p.url, connections, get)
-    watch = Watch(p, progress)
+    live = _InAwsSeconds(progress)
+    watch = Watch(p, live)
     t0 = clock()
     stopped = False
 
@@ -477,13 +492,14 @@ def run(
             watch.look(clock() - t0, rep, victims, stopped)
             if aws_now is not None:
                 samples.append((clock() - t0, aws_now))
+                live.rate = clock_rate(samples)
             if not stopped and drained(rep, victims):
                 stop()  # drained: now stop it
             next_poll = now + cfg.poll_seconds
             if watch.steady_at is not None and recovered_at is None:
                 recovered_at = now
             progress.status(
-                f"{now - t0:.0f}s: {len(prober.probes)} requests, "
+                f"{(now - t0) * live.rate:.0f}s: {len(prober.probes)} requests, "
                 f"{sum(1 for x in prober.probes if not ok(x.answer.status))} failed; {rep['reason']}"
             )
         if recovered_at is not None and now - recovered_at >= TAIL_SECONDS:

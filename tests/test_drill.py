@@ -4,6 +4,7 @@ and the runtime's sleep advances simulated time, so every count is deterministic
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -109,6 +110,7 @@ def test_max_failed_requests_and_the_table(live: Sandbox, tmp_path: Path) -> Non
     ran = run_cli(live, ["--config", str(cfg), "drill", "--yes", "--connections", "1", "--max-failed-requests", "1000"])
     assert ran.exit_code == 0, ran.err
     assert "PASS" in ran.out and "requests" in ran.out and "timeline" in ran.out
+    assert re.search(r"\d\.\ds StopTask", ran.out), "each timeline event prints as it happens"
     sent = len(live.dataplane.log) - 1 if live.dataplane else -1
     assert f"│ {sent} " in ran.out.replace("┃", "│"), "the table shows the count the ALB logged"
 
