@@ -263,5 +263,5 @@ def test_ctrl_c_closes_the_alb_stand_in(tmp_path: Path) -> None:
         _out, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
-    assert proc.returncode == 0 and "Traceback" not in err
+    assert proc.returncode == 0 and "Traceback" not in err, err
     assert refuses("127.0.0.1", alb_port)

@@ -275,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     box = Sandbox(args.host, args.port, args.scale, args.region, dataplane=not args.no_dataplane).start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())  # Ctrl-C at any moment from here stops it cleanly
     if args.state_file:
         state = {
             "pid": os.getpid(),
@@ -286,11 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp.write_text(json.dumps(state))
         tmp.replace(args.state_file)
     print(f"sandbox ready at {box.endpoint}", flush=True)
-    try:
-        while not done.wait(0.05):
-            pass
-    except KeyboardInterrupt:
-        pass
+    done.wait()  # the process exits below: the kernel closes every listener of the data plane with it
     if args.state_file:
         args.state_file.unlink(missing_ok=True)
     print("sandbox stopped", flush=True)
