@@ -28,6 +28,7 @@ from tests.conftest import (
     running_tasks,
     service,
     settle,
+    short_draining,
     targets,
 )
 from tests.test_sandbox import stack
@@ -164,6 +165,7 @@ def test_scheduler_stop_drains_first_and_keeps_serving_for_the_delay(live: Sandb
     """A scheduler-initiated stop deregisters the target and waits for it to drain (the deregistration delay)
     before stopping the task (ECS developer guide, "Optimize load balancer connection draining parameters for
     Amazon ECS": https://docs.aws.amazon.com/AmazonECS/latest/developerguide/load-balancer-connection-draining.html)."""
+    short_draining(live)
     healthy_stack(live)
     before = {t["taskArn"] for t in running_tasks(live)}
     live.client("ecs").update_service(cluster="ghost-ha", service="ghost", desiredCount=5)

@@ -14,7 +14,7 @@ import pytest
 
 from ghostha.drill import Answer, Probe, clock_rate, summarize
 from ghostha.sandbox.server import Sandbox
-from tests.conftest import container_instances, mutating, run_cli, settle, write_config
+from tests.conftest import container_instances, mutating, run_cli, settle, short_draining, write_config
 from tests.test_sandbox import stack
 
 STOPPING_CALLS = {("ecs", "StopTask"), ("elasticloadbalancing", "DeregisterTargets")}
@@ -22,6 +22,7 @@ STOPPING_CALLS = {("ecs", "StopTask"), ("elasticloadbalancing", "DeregisterTarge
 
 def deploy(box: Sandbox, tmp_path: Path, count: int = 6) -> Path:
     assert box.site_url is not None
+    short_draining(box)
     cfg = write_config(box, tmp_path / "g.yaml", site_url=box.site_url, **{"service.desired_count": count})
     ran = run_cli(box, ["--config", str(cfg), "up", "--yes"])
     assert ran.exit_code == 0, ran.err

@@ -2,8 +2,8 @@
 
 A VPC with two subnets in two AZs; an ALB security group (80 from anywhere); an instance security group that
 admits only port 80 from the ALB's group; ALB `ghost-elb` with an HTTP:80 listener forwarding to `ghost-tg`
-(HTTP, type instance, deregistration delay 30 s); instance profile `ecsInstanceRole` (its role trusting EC2,
-with AmazonEC2ContainerServiceforEC2Role); and task family `ghost` whose latest revision maps
+(HTTP, type instance); instance profile `ecsInstanceRole` (its role trusting EC2, with
+AmazonEC2ContainerServiceforEC2Role); and task family `ghost` whose latest revision maps
 container port 2368 to host port 80 (image ghost:5, 512 MiB reserved, `url` set to the ALB's address).
 """
 
@@ -117,11 +117,6 @@ def seed(client: Any, region: str = "us-east-1") -> Seeded:
         UnhealthyThresholdCount=2,
         Matcher={"HttpCode": "200-399"},
     )["TargetGroups"][0]
-    # 30 s suits Ghost's short requests (AWS's default is 300 s); a scheduler stop holds a task this long
-    elbv2.modify_target_group_attributes(
-        TargetGroupArn=tg["TargetGroupArn"],
-        Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "30"}],
-    )
     listener = elbv2.create_listener(
         LoadBalancerArn=lb["LoadBalancerArn"],
         Protocol="HTTP",
