@@ -508,6 +508,79 @@ def doctor(app: App, as_json: bool) -> None:
     sys.exit(EXIT_FAILED if result.verdict == "FAIL" else 0)
 
 
+# --- drill ---------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--kill", type=click.Choice(["task", "instance"]), default="task", show_default=True, help="What to stop."
+)
+@click.option("--target", metavar="ID", help="The task id or i-… instance id [default: a random one].")
+@click.option("--graceful", is_flag=True, help="Drain first: the task's target, or the container instance.")
+@click.option("--url", metavar="URL", help="What to probe [default: site_url, else http:// + the ALB's name].")
+@click.option("--rate", type=click.FloatRange(0.1, 1000), default=10, show_default=True, help="Requests per second.")
+@click.option("--max-failed-requests", type=click.IntRange(0), default=0, show_default=True, help="PASS up to this.")
+@click.option(
+    "--max-recovery", type=click.IntRange(1, 24 * 3600), default=600, show_default=True, help="Seconds to wait."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (keys documented in the README).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for the stack name before stopping.")
+@click.option("--force", is_flag=True, help="Drill even when the stack is not healthy.")
+@click.option("--connections", type=click.IntRange(1, 64), default=4, hidden=True, help="Probes in flight at once.")
+@pass_app
+@handled
+def drill(
+    app: App,
+    kill: str,
+    target: str | None,
+    graceful: bool,
+    url: str | None,
+    rate: float,
+    max_failed_requests: int,
+    max_recovery: int,
+    as_json: bool,
+    yes: bool,
+    force: bool,
+    connections: int,
+) -> None:
+    """Stop one task as the story does (or terminate one instance) and measure what the blog's visitors saw:
+    failed requests, outage, recovery times. Exit 0 PASS, 1 FAIL or refused, 2 bad target or URL, 3 not
+    recovered in time."""
+    from ghostha import drill as drilling
+    from ghostha import render
+
+    cfg, aws, out = app.config(), app.aws(), app.runtime.console()
+    prepared = drilling.prepare(aws, cfg, kill, target, graceful, url, force)
+    what = (
+        f"terminate instance {prepared.victim_id} ({len(prepared.task_arns)} tasks)"
+        if prepared.kind == "instance"
+        else f"stop task {prepared.victim_id} on {prepared.instance_id}"
+    ) + (" after draining it" if graceful else "")
+    _confirm(app, f"type the stack name ({cfg.stack}) to {what}", yes, (cfg.stack,), "nothing was stopped")
+    view: drilling.DrillProgress = drilling.Quiet() if as_json else render.DrillView(out)
+    try:
+        report = drilling.run(
+            aws,
+            cfg,
+            prepared,
+            app.runtime.clock,
+            app.runtime.sleep,
+            view,
+            rate=rate,
+            connections=connections,
+            max_failed_requests=max_failed_requests,
+            max_recovery=max_recovery,
+        )
+    finally:
+        if isinstance(view, render.DrillView):
+            view.close()
+    if as_json:
+        click.echo(render.status_json(report))
+    else:
+        out.print(render.drill_report(report))
+    sys.exit(drilling.exit_code(report))
+
+
 # --- sandbox --------------------------------------------------------------------------------------------
 
 
@@ -608,7 +681,7 @@ def sandbox_start(
         running = control.start_detached(states, name, scale, port)
         assert running.seeded is not None
         try:
-            control.write_config(config_out, running.seeded, running.endpoint, poll)
+            control.write_config(config_out, running.seeded, running.endpoint, poll, running.site_url)
         except BaseException:
             control.stop(states, name)
             raise
@@ -616,18 +689,21 @@ def sandbox_start(
         out.print(f"sandbox '{name}' running at {running.endpoint} (pid {running.pid})", highlight=False, markup=False)
         out.print(f"config written to {config_out}; next:", highlight=False, markup=False)
         out.print(f"  {step}", highlight=False, markup=False, soft_wrap=True)
+        if running.site_url:
+            out.print(f"the blog answers at {running.site_url} (the ALB stand-in)", highlight=False, markup=False)
         return
     if (other := control.find(states, name)) is not None:
         raise control.already_running(other)
     from ghostha.sandbox.server import Sandbox
 
-    box = Sandbox(port=port, scale=scale).start()
+    box = Sandbox(port=port, scale=scale, dataplane=True).start()
     try:
         assert box.seeded is not None
-        control.write_config(config_out, box.seeded.to_dict(), box.endpoint, poll)
+        control.write_config(config_out, box.seeded.to_dict(), box.endpoint, poll, box.site_url)
         out.print(f"sandbox running at {box.endpoint}; Ctrl-C stops it", highlight=False, markup=False)
         out.print(f"config written to {config_out}; in another shell:", highlight=False, markup=False)
         out.print(f"  {step}", highlight=False, markup=False, soft_wrap=True)
+        out.print(f"the blog answers at {box.site_url} (the ALB stand-in)", highlight=False, markup=False)
         while True:
             app.runtime.sleep(3600)
     except KeyboardInterrupt:

@@ -76,6 +76,7 @@ class Config:
     poll_seconds: float = 5.0
     max_attempts: int = 10
     source: str = "<config>"
+    site_url: str | None = None  # the blog's public URL; None: http:// + the ALB's DNS name
 
     @property
     def tags(self) -> dict[str, str]:
@@ -183,6 +184,7 @@ SCHEMA: dict[str, Any] = {
     "endpoint_url": Key(str, nullable=True, check=_url),
     "poll_seconds": Key((int, float), default=5.0, check=_all(_number, _between(0.05, 60))),
     "max_attempts": Key(int, default=10, check=_between(1, 50)),
+    "site_url": Key(str, nullable=True, check=_url, example="https://blog.example.com"),
     "network": {
         "subnets": Key(list, required=True, check=_subnets, example="[subnet-0abc…, subnet-0def…]"),
         "security_group": Key(str, required=True, check=_prefix("sg-", "a security group id"), example="sg-…"),
@@ -286,6 +288,7 @@ def parse(data: Any, source: str = "<config>") -> Config:
         service=ServiceConfig(**svc),
         load_balancer=LoadBalancerConfig(**v["load_balancer"]),
         source=source,
+        site_url=v["site_url"],
     )
 
 

@@ -327,3 +327,75 @@ def doctor_tables(result: Audit, stack: str) -> Group:
         )
     )
     return Group(*parts)
+
+
+# --- drill ----------------------------------------------------------------------------------------------------
+
+
+class DrillView:
+    """The drill's live view: a status line (requests so far, the stack's state) and each timeline event."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._spinner = Spinner("dots", text="")
+        self._live = Live(self._spinner, console=console, refresh_per_second=8, transient=True)
+        self._live.start()
+
+    def status(self, text: str) -> None:
+        self._spinner.update(text=Text(text))
+
+    def event(self, at: float, text: str) -> None:
+        self.console.print(f"  [dim]{at:7.1f}s[/] {text}", highlight=False)
+
+    def close(self) -> None:
+        self._live.stop()
+
+
+def _seconds(value: Any) -> str:
+    return "-" if value is None else f"{value:g} s"
+
+
+def drill_report(report: dict[str, Any]) -> Group:
+    """The drill's report as tables: verdict, victim, requests, recovery beside what the settings promise."""
+    style = "bold green" if report["verdict"] == "PASS" else "bold red"
+    v = report["victim"]
+    summary = Table.grid(padding=(0, 2))
+    summary.add_row("verdict", Text(f"{report['verdict']}: {report['reason']}", style=style))
+    if v["kind"] == "instance":
+        how = "graceful: drained first" if v["graceful"] else "abrupt: TerminateInstanceInAutoScalingGroup"
+        summary.add_row("victim", f"instance {v['id']} with {len(v['task_ids'])} tasks ({how})")
+    else:
+        how = "graceful: target drained first" if v["graceful"] else "abrupt: StopTask"
+        summary.add_row("victim", f"task {v['id']} on {v['instance_id']}:{v['host_port']} ({how})")
+    summary.add_row("probed", report["url"])
+    if report["clock_rate"] != 1:
+        summary.add_row("clock", f"AWS's seconds: its Date header ran {report['clock_rate']:g}x the drill's clock")
+    r = report["requests"]
+    req = _table("requests", ("sent", "ok", "failed", "by status", "connection errors", "timeouts"))
+    req.add_row(
+        str(r["sent"]),
+        str(r["ok"]),
+        str(r["failed"]),
+        ", ".join(f"{k}: {n}" for k, n in r["by_status"].items()) or "-",
+        str(r["connection_errors"]),
+        str(r["timeouts"]),
+    )
+    out = _table("outage", ("longest", "first failure", "last failure"))
+    out.add_row(
+        _seconds(report["longest_outage_seconds"] if r["failed"] else None),
+        _seconds(report["first_failure_at"]),
+        _seconds(report["last_failure_at"]),
+    )
+    rec, exp = report["recovery"], report["expected"]
+    times = _table("recovery (seconds after the kill)", ("replacement running", "healthy", "steady", "expected"))
+    times.add_row(
+        _seconds(rec["running_after_seconds"]),
+        _seconds(rec["healthy_after_seconds"]),
+        _seconds(rec["steady_after_seconds"]),
+        f"healthy within {_seconds(exp['healthy_within_seconds'])} of running; "
+        f"draining {_seconds(exp['draining_seconds'])}; grace {_seconds(exp['grace_seconds'])}",
+    )
+    timeline = _table("timeline", ("at", "event"))
+    for e in report["timeline"]:
+        timeline.add_row(f"{e['at_seconds']:.1f}s", e["event"])
+    return Group(summary, req, out, times, timeline)

@@ -153,7 +153,7 @@ def report(cfg: Config, obs: Observed, events: int = 10) -> dict[str, Any]:
             "status": obs.cluster.get("status") if obs.cluster else None,
             "owned": obs.cluster_owned,
         },
-        "site_url": f"http://{obs.dns_name}" if obs.dns_name else None,
+        "site_url": cfg.site_url or (f"http://{obs.dns_name}" if obs.dns_name else None),
         "verdict": verdict,
         "reason": reason,
         "healthy": healthy,

@@ -65,6 +65,25 @@ def box(sandbox_server: Sandbox) -> Sandbox:
 ECS_AMI = "resolve:ssm:/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
 
 
+def short_draining(box: Sandbox, seconds: int = 30) -> None:
+    """The target group's deregistration delay set as `ghostha doctor` recommends for Ghost (AWS's default: 300 s)."""
+    assert box.seeded is not None
+    box.client("elbv2").modify_target_group_attributes(
+        TargetGroupArn=box.seeded.target_group_arn,
+        Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": str(seconds)}],
+    )
+
+
+@pytest.fixture
+def live(box: Sandbox) -> Iterator[Sandbox]:
+    """The session's sandbox with its data plane on (tasks serve HTTP, the ALB stand-in, real health checks)."""
+    box.start_dataplane()
+    try:
+        yield box
+    finally:
+        box.stop_dataplane()
+
+
 def user_data(cluster: str | None) -> str:
     text = "#!/bin/bash\n" + (f"echo ECS_CLUSTER={cluster} >> /etc/ecs/ecs.config\n" if cluster else "")
     return base64.b64encode(text.encode()).decode()

@@ -21,6 +21,7 @@ RUNTIME_KEYS = {
     "endpoint_url",
     "poll_seconds",
     "max_attempts",
+    "site_url",  # where status and drill reach the blog
 }
 
 

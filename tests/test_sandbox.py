@@ -21,6 +21,7 @@ from tests.conftest import (
     running_tasks,
     service,
     settle,
+    short_draining,
     targets,
     user_data,
 )
@@ -286,7 +287,7 @@ def test_stopped_task_target_drains_for_the_delay_then_goes(box: Sandbox) -> Non
     box.advance(1)
     draining = [t for t in targets(box) if t["TargetHealth"]["State"] == "draining"]
     assert len(draining) == 1 and draining[0]["Target"]["Port"] == port
-    settle(box, 295)
+    settle(box, 295)  # the seeded group keeps AWS's default deregistration delay, 300 s
     assert any(t["TargetHealth"]["State"] == "draining" for t in targets(box))
     settle(box, 10)
     assert not any(t["TargetHealth"]["State"] == "draining" for t in targets(box))
@@ -314,7 +315,7 @@ def test_a_stopped_task_is_replaced(box: Sandbox) -> None:
     box.advance(1)
     assert describe_service(box)["runningCount"] == 5
     stopping = box.client("ecs").describe_tasks(cluster="ghost-ha", tasks=[victim])["tasks"][0]
-    assert (stopping["desiredStatus"], stopping["lastStatus"]) == ("STOPPED", "DEACTIVATING")
+    assert (stopping["desiredStatus"], stopping["lastStatus"]) == ("STOPPED", "STOPPING")
     settle(box, 45)  # the stopping task holds its memory for 30 s; then the replacement fits
     tasks = running_tasks(box)
     assert len(tasks) == 6 and victim not in {t["taskArn"] for t in tasks}
@@ -323,6 +324,7 @@ def test_a_stopped_task_is_replaced(box: Sandbox) -> None:
 
 
 def test_new_revision_rolls_out_within_min_and_max_percent(box: Sandbox) -> None:
+    short_draining(box)  # old tasks drain 30 s each before they stop and free their instance
     old = stack(box)
     settle(box, 45)
     ecs = box.client("ecs")

@@ -357,12 +357,13 @@ def test_existing_service_is_updated_only_where_it_differs(box: Sandbox, tmp_pat
 def test_up_while_the_old_service_drains_says_to_wait(box: Sandbox, tmp_path: Path) -> None:
     cfg = write_config(box, tmp_path / "g.yaml")
     assert up(box, cfg).exit_code == 0
-    box.client("ecs").delete_service(cluster="ghost-ha", service="ghost", force=True)  # tasks take 30 s to stop
+    # the scheduler drains each task's target for the deregistration delay (AWS's default 300 s), then stops it
+    box.client("ecs").delete_service(cluster="ghost-ha", service="ghost", force=True)
     start = len(box.requests)
     ran = up(box, cfg)
     assert ran.exit_code == 2 and "is still DRAINING" in ran.err
     assert mutating(box.requests[start:]) == []
-    box.advance(60)
+    box.advance(310)
     again = up(box, cfg)
     assert again.exit_code == 0, again.err
     assert_story_done(box)

@@ -58,6 +58,7 @@ class Running:
     seeded: dict[str, Any] | None
     state_file: Path
     config: str | None = None
+    site_url: str | None = None  # the ALB stand-in's URL
 
 
 def state_file(state_dir: Path, name: str) -> Path:
@@ -99,7 +100,9 @@ def find(state_dir: Path, name: str) -> Running | None:
         path.unlink(missing_ok=True)
         return None
     config = data.get("config")
-    return Running(name, int(data["pid"]), str(data["endpoint"]), data.get("seeded"), path, config)
+    return Running(
+        name, int(data["pid"]), str(data["endpoint"]), data.get("seeded"), path, config, data.get("site_url")
+    )
 
 
 def remember_config(running: Running, config: Path) -> None:
@@ -122,7 +125,9 @@ def already_running(running: Running) -> GhosthaError:
     )
 
 
-def write_config(path: Path, seeded: dict[str, Any], endpoint: str, poll_seconds: float) -> None:
+def write_config(
+    path: Path, seeded: dict[str, Any], endpoint: str, poll_seconds: float, site_url: str | None = None
+) -> None:
     from ghostha.sandbox.seed import Seeded
 
     s = Seeded(**{**seeded, "subnets": tuple(seeded["subnets"]), "azs": tuple(seeded["azs"])})
@@ -130,7 +135,10 @@ def write_config(path: Path, seeded: dict[str, Any], endpoint: str, poll_seconds
         "# ghostha config for the local sandbox (written by `ghostha sandbox start`).\n"
         "# The seeded story: VPC, two subnets in two AZs, ALB ghost-elb -> ghost-tg, family ghost (host port 80).\n"
     )
-    path.write_text(header + yaml.safe_dump(s.config(endpoint, poll_seconds), sort_keys=False))
+    data = s.config(endpoint, poll_seconds)
+    if site_url:
+        data["site_url"] = site_url  # the ALB stand-in: where the blog answers on loopback
+    path.write_text(header + yaml.safe_dump(data, sort_keys=False))
 
 
 def start_detached(state_dir: Path, name: str, scale: float, port: int, timeout: float = 60.0) -> Running:

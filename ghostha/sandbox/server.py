@@ -1,7 +1,10 @@
 """The sandbox server: moto's HTTP app behind a guard that runs the simulation, one request at a time.
 
 Before each request the simulation catches up with the simulated clock, under the same lock as the request,
-so what a caller sees is always consistent. `/_ghostha/*` paths are the sandbox's own controls (info, advance,
+so what a caller sees is always consistent. With a running clock (scale > 0) a background thread also lets the
+simulation act every few simulated seconds, so AWS moves on by itself as it does; with scale 0 (the tests) time
+moves only by `advance`. With `dataplane=True` tasks serve HTTP on loopback behind an ALB stand-in, and health
+checks are real requests (dataplane.py). `/_ghostha/*` paths are the sandbox's own controls (info, advance,
 reset). `python -m ghostha.sandbox.server` runs one (that is what `ghostha sandbox start` starts).
 """
 
@@ -15,6 +18,7 @@ import re
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterable
 from email.utils import format_datetime
 from pathlib import Path
@@ -23,10 +27,12 @@ from urllib.parse import parse_qs
 
 from ghostha.sandbox import guard, hooks, lag, offerings, scaling
 from ghostha.sandbox.clock import SimClock
+from ghostha.sandbox.dataplane import DataPlane
 from ghostha.sandbox.seed import Seeded, seed
 from ghostha.sandbox.sim import Simulator
 
 DEFAULT_REGION = "us-east-1"
+TICK_SIM_SECONDS = 2.0  # with a running clock, the simulation acts at least this often (simulated seconds)
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 
@@ -50,7 +56,12 @@ class Sandbox:
     """A local AWS: moto server + simulation, on a free loopback port."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, scale: float = 0.0, region: str = DEFAULT_REGION
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        scale: float = 0.0,
+        region: str = DEFAULT_REGION,
+        dataplane: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -63,6 +74,10 @@ class Sandbox:
         self._clients: dict[str, Any] = {}
         self.requests: list[tuple[str, str]] = []  # (service, action) of every AWS request, in order
         self._thread: threading.Thread | None = None
+        self._want_dataplane = dataplane
+        self.dataplane: DataPlane | None = None
+        self._ticker: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 
@@ -92,10 +107,54 @@ class Sandbox:
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, name="ghostha-sandbox", daemon=True)
         self._thread.start()
+        if self._want_dataplane:
+            self.start_dataplane()
         self.reset(seed_story)
+        if self.clock.scale > 0:
+            self._stopping.clear()
+            self._ticker = threading.Thread(target=self._tick, name="ghostha-sandbox-clock", daemon=True)
+            self._ticker.start()
         return self
 
+    def _tick(self) -> None:
+        """Let the simulation act as simulated time passes, requests or not."""
+        interval = max(0.02, min(1.0, TICK_SIM_SECONDS / self.clock.scale))
+        while not self._stopping.wait(interval):
+            try:
+                self.reconcile()
+            except Exception:  # keep time running; the log shows what went wrong
+                traceback.print_exc()
+
+    def start_dataplane(self) -> DataPlane:
+        """Tasks serve HTTP on loopback behind an ALB stand-in; health checks become real requests."""
+        with self.lock:
+            if self.dataplane is None:
+                self.dataplane = DataPlane(self.clock, self.host)
+                self.dataplane.alb_arn = self.seeded.alb_arn if self.seeded else None
+                self.sim.health_checker = self.dataplane.health_check
+                self.sim.after_tasks = self.dataplane.sync
+            return self.dataplane
+
+    def stop_dataplane(self) -> None:
+        """Close every listener of the data plane; health checks go back to the security-group rule alone."""
+        with self.lock:
+            if self.dataplane is not None:
+                self.dataplane.close()
+                self.dataplane = None
+            self.sim.health_checker = None
+            self.sim.after_tasks = None
+
+    @property
+    def site_url(self) -> str | None:
+        """The ALB stand-in's URL (None without a data plane)."""
+        return self.dataplane.alb_url if self.dataplane is not None else None
+
     def stop(self) -> None:
+        self._stopping.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=10)
+            self._ticker = None
+        self.stop_dataplane()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -145,6 +204,11 @@ class Sandbox:
             lag.LAG.seconds = 0.0
             offerings.OFFERINGS.by_az = None
         self.seeded = seed(self.client, self.region) if seed_story else None
+        if self.dataplane is not None:
+            with self.lock:
+                self.dataplane.alb_arn = self.seeded.alb_arn if self.seeded else None
+                self.dataplane.forget()
+                self.dataplane.sync()
         return self.seeded
 
     def advance(self, seconds: float, step: float = 5.0) -> None:
@@ -203,11 +267,15 @@ class Sandbox:
             seeded = self.reset()
             body = {"seeded": seeded.to_dict() if seeded else None}
         elif path == "/_ghostha/info":
+            with self.lock:  # the data plane's listeners change under the lock
+                listening = [f"{a}:{p}" for a, p in self.dataplane.listening()] if self.dataplane else []
             body = {
                 "endpoint": self.endpoint,
                 "seconds": self.clock.seconds(),
                 "scale": self.clock.scale,
                 "seeded": self.seeded.to_dict() if self.seeded else None,
+                "site_url": self.site_url,
+                "listening": listening,
             }
         else:
             start_response("404 Not Found", [("Content-Type", "application/json")])
@@ -224,25 +292,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=30.0)
     parser.add_argument("--region", default=DEFAULT_REGION)
     parser.add_argument("--state-file", type=Path)
+    parser.add_argument("--no-dataplane", action="store_true", help="no HTTP on loopback: control plane only")
     args = parser.parse_args(argv)
-    box = Sandbox(args.host, args.port, args.scale, args.region).start()
+    box = Sandbox(args.host, args.port, args.scale, args.region, dataplane=not args.no_dataplane).start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())  # Ctrl-C at any moment from here stops it cleanly
     if args.state_file:
         state = {
             "pid": os.getpid(),
             "endpoint": box.endpoint,
             "seeded": box.seeded.to_dict() if box.seeded else None,
+            "site_url": box.site_url,
         }
         tmp = args.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state))
         tmp.replace(args.state_file)
     print(f"sandbox ready at {box.endpoint}", flush=True)
-    try:
-        while not done.wait(0.05):
-            pass
-    except KeyboardInterrupt:
-        pass
+    done.wait()  # the process exits below: the kernel closes every listener of the data plane with it
     if args.state_file:
         args.state_file.unlink(missing_ok=True)
     print("sandbox stopped", flush=True)

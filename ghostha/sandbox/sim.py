@@ -9,10 +9,13 @@ Rules (each small and honest; times are simulated seconds):
 - Dynamic host ports: a mapping with host port 0 (or none) in bridge mode gets the lowest free port in
   32768-60999 on its instance.
 - Tasks: PENDING for `PULL_SECONDS`, then RUNNING; their targets are registered `(instance, host port)`.
-- Targets: `initial` until the health checks have run (interval x healthy threshold); then `healthy` if the
-  instances' security group admits the load balancer's security group on that port and the load balancer's
-  security group lets traffic out to the instance on it, else `unhealthy` (Target.Timeout). Deregistered
-  targets drain for the group's deregistration delay, then disappear.
+- Targets: a health check every interval; `healthy_threshold` passes in a row make a target `healthy`,
+  `unhealthy_threshold` failures `unhealthy`. A check fails (Target.Timeout) when the instances' security group
+  does not admit the load balancer's on that port or the load balancer's group lets no traffic out to it; with the data plane on (dataplane.py) it is also a real HTTP
+  request to the task, which must answer with the group's matcher. Deregistered targets drain for the group's
+  deregistration delay, then disappear.
+- Stops: the scheduler deregisters a task's targets first and keeps it DEACTIVATING (serving) for the
+  deregistration delay, then stops it; `StopTask` sends SIGTERM at once (STOPPING) while the targets drain.
 - After the health-check grace period a task whose target is unhealthy is stopped and replaced; with the
   deployment circuit breaker on, enough such failures mark the rollout FAILED and roll back.
 - Rolling updates honour minimum healthy / maximum percent; DRAINING services stop their tasks, then go INACTIVE.
@@ -29,6 +32,7 @@ import ipaddress
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,6 +140,9 @@ class Simulator:
     def __init__(self, clock: SimClock) -> None:
         self.clock = clock
         self._by_id: dict[str, Any] | None = None
+        # the data plane, when on: runs a real health check, and syncs its listeners with the tasks
+        self.health_checker: Callable[[Any, str, int], tuple[str, str] | None] | None = None
+        self.after_tasks: Callable[[], None] | None = None
 
     def instance(self, ec2: Any, instance_id: str) -> Any:
         """An EC2 instance by id (moto copies every reservation per lookup: index them once per pass)."""
@@ -158,10 +165,14 @@ class Simulator:
             self._asg(region, now)
             self._agent(ec2, ecs, now)
             self._tasks(ecs, elbv2, now)
+            if self.after_tasks is not None:
+                self.after_tasks()
             self._targets(ec2, elbv2, now)
             for svc in list(ecs.services.values()):
                 self._service(ec2, ecs, elbv2, svc, now)
             self._counters(ecs)
+        if self.after_tasks is not None:
+            self.after_tasks()
 
     # --- Auto Scaling ------------------------------------------------------------------------------------
 
@@ -313,8 +324,11 @@ class Simulator:
     def stop_task(
         self, ecs: Any, task: Any, reason: str, stop_code: str = "ServiceSchedulerInitiated", now: bool = False
     ) -> None:
-        """Stop a task as ECS does: desired STOPPED at once and its targets draining at the same time; the
-        containers get `STOP_SECONDS` to exit (a task that never started, or whose host is gone, stops at once)."""
+        """Stop a task as ECS does. The scheduler (scale-in, deployment, unhealthy task, service deleted)
+        deregisters the task's targets first and keeps it DEACTIVATING, still serving, for the target group's
+        deregistration delay, then stops it. `StopTask` (stop code UserInitiated) sends the containers SIGTERM
+        at once (Ghost exits; the task is STOPPING, holding its resources for `STOP_SECONDS`) while its targets
+        start draining. A task that never started, or whose host is gone, stops at once."""
         if task.desired_status == "STOPPED":
             return
         t = self.clock.seconds()
@@ -322,15 +336,18 @@ class Simulator:
         task.stopped_reason = reason
         task.stop_code = stop_code
         task.stopping_at = self.clock.at(t)
+        svc = self._service_of(ecs, task)
+        elbv2 = elbv2_backends[ACCOUNT][svc.region_name] if svc is not None else None
         if now or task.last_status == "PENDING":
             self._stopped(task, t)
-        else:
-            task.last_status = "DEACTIVATING" if self._service_of(ecs, task) is not None else "STOPPING"
+        elif stop_code == "UserInitiated" or svc is None:
+            task.last_status = "STOPPING"
             task.sim_stop_at = t + STOP_SECONDS
-        svc = self._service_of(ecs, task)
-        if svc is None:
+        else:
+            task.last_status = "DEACTIVATING"
+            task.sim_stop_at = t + self._draining_seconds(elbv2, svc, task)
+        if svc is None or elbv2 is None:
             return
-        elbv2 = elbv2_backends[ACCOUNT][svc.region_name]
         by_group: dict[str, int] = {}
         for tg_arn, iid, port in self._task_targets(task, svc):
             tg = elbv2.target_groups.get(tg_arn)
@@ -340,6 +357,15 @@ class Simulator:
         for tg_arn, n in by_group.items():
             self.event(svc, f"(service {svc.name}) deregistered {n} targets in (target-group {tg_arn})")
         svc.sim_steady = False
+
+    def _draining_seconds(self, elbv2: Any, svc: Any, task: Any) -> float:
+        """How long the scheduler holds a task DEACTIVATING: its target groups' longest deregistration delay."""
+        delays = [
+            float(tg.attributes.get("deregistration_delay.timeout_seconds", 300))
+            for tg_arn, _iid, _port in self._task_targets(task, svc)
+            if (tg := elbv2.target_groups.get(tg_arn)) is not None
+        ]
+        return max(delays, default=0.0)
 
     def _stopped(self, task: Any, t: float) -> None:
         task.last_status = "STOPPED"
@@ -351,38 +377,56 @@ class Simulator:
     # --- targets -----------------------------------------------------------------------------------------
 
     def _targets(self, ec2: Any, elbv2: Any, now: float) -> None:
+        """Health checks every interval; a target changes state after `threshold` consecutive results."""
         for tg in elbv2.target_groups.values():
-            interval = int(tg.health_check_interval_seconds or 30)
-            checks_in = interval * int(tg.healthy_threshold_count or 5)
-            checks_out = interval * int(tg.unhealthy_threshold_count or 2)
+            interval = float(tg.health_check_interval_seconds or 30)
+            healthy_n = int(tg.healthy_threshold_count or 5)
+            unhealthy_n = int(tg.unhealthy_threshold_count or 2)
             delay = int(tg.attributes.get("deregistration_delay.timeout_seconds", 300))
             for key, t in list(tg.targets.items()):
                 if t.get("since") is None:
                     t["since"] = now
-                age = now - t["since"]
                 if t["State"] == "draining":
-                    if age >= delay:
+                    if now - t["since"] >= delay:
                         del tg.targets[key]
                     continue
-                admitted = self.admits(ec2, elbv2, tg, t["Id"], int(t["Port"]))
-                if t["State"] == "initial":
-                    if admitted and age >= checks_in:
-                        self._set_target(t, "healthy", now)
-                    elif not admitted and age >= checks_out:
-                        self._set_target(t, "unhealthy", now)
-                elif t["State"] == "healthy" and not admitted and age >= checks_out:
-                    self._set_target(t, "unhealthy", now)
-                elif t["State"] == "unhealthy" and admitted and age >= checks_in:
-                    self._set_target(t, "healthy", now)
-                elif t["State"] == "healthy" and admitted:
-                    t["since"] = now  # healthy counts from the last good check
+                if t.get("next_check") is None:
+                    t["next_check"] = t["since"] + interval
+                    t["ok_run"] = t["bad_run"] = 0
+                if now < t["next_check"]:
+                    continue
+                behind = math.floor((now - t["next_check"]) / interval)
+                t["next_check"] += interval * (behind + 1)
+                outcome = self._health_check(ec2, elbv2, tg, t)
+                for _ in range(min(behind + 1, max(healthy_n, unhealthy_n))):
+                    self._count_check(t, outcome, healthy_n, unhealthy_n, now)
+
+    def _health_check(self, ec2: Any, elbv2: Any, tg: Any, t: dict[str, Any]) -> tuple[str, str] | None:
+        """One health check of a target: None when it passes, else (reason code, description) as ELBv2 words
+        them. Without a data plane a target passes when the security groups admit the load balancer."""
+        if not self.admits(ec2, elbv2, tg, t["Id"], int(t["Port"])):
+            return "Target.Timeout", "Request timed out"
+        if self.health_checker is None:
+            return None
+        return self.health_checker(tg, t["Id"], int(t["Port"]))
+
+    def _count_check(
+        self, t: dict[str, Any], outcome: tuple[str, str] | None, healthy_n: int, unhealthy_n: int, now: float
+    ) -> None:
+        if outcome is None:
+            t["ok_run"], t["bad_run"] = t["ok_run"] + 1, 0
+            if t["State"] != "healthy" and t["ok_run"] >= healthy_n:
+                self._set_target(t, "healthy", now)
+        else:
+            t["ok_run"], t["bad_run"] = 0, t["bad_run"] + 1
+            if t["State"] != "unhealthy" and t["bad_run"] >= unhealthy_n:
+                self._set_target(t, "unhealthy", now, outcome)
 
     @staticmethod
-    def _set_target(t: dict[str, Any], state: str, now: float) -> None:
+    def _set_target(t: dict[str, Any], state: str, now: float, why: tuple[str, str] | None = None) -> None:
         t["State"] = state
-        t["since"] = now
         if state == "unhealthy":
-            t["Reason"], t["Description"] = "Target.Timeout", "Request timed out"
+            t["Reason"], t["Description"] = why or ("Target.Timeout", "Request timed out")
         else:
             t["Reason"] = t["Description"] = None
 
