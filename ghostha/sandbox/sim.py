@@ -11,8 +11,9 @@ Rules (each small and honest; times are simulated seconds):
 - Tasks: PENDING for `PULL_SECONDS`, then RUNNING; their targets are registered `(instance, host port)`.
 - Targets: a health check every interval; `healthy_threshold` passes in a row make a target `healthy`,
   `unhealthy_threshold` failures `unhealthy`. A check fails (Target.Timeout) when the instances' security group
-  does not admit the load balancer's on that port or the load balancer's group lets no traffic out to it; with the data plane on (dataplane.py) it is also a real HTTP
-  request to the task, which must answer with the group's matcher. Deregistered targets drain for the group's
+  does not admit the load balancer's on that port, or the load balancer's group lets no traffic out to it; with
+  the data plane on (dataplane.py) it is also a real HTTP request to the task, which must answer with the group's
+  matcher. Deregistered targets drain for the group's
   deregistration delay, then disappear.
 - Stops: the scheduler deregisters a task's targets first and keeps it DEACTIVATING (serving) for the
   deregistration delay, then stops it; `StopTask` sends SIGTERM at once (STOPPING) while the targets drain.
