@@ -94,7 +94,6 @@ class Observed:
     subnets: tuple[Json, ...] = ()
     security_group: Json | None = None
     load_balancer: Json | None = None
-    listeners: tuple[Json, ...] = ()
     target_group: Json | None = None
     target_health: tuple[Json, ...] = ()
     task_definition: Json | None = None  # the family's latest ACTIVE revision
@@ -347,10 +346,6 @@ def _target_health(aws: Aws, tg_arn: str) -> tuple[Json, ...]:
     return tuple(resp["TargetHealthDescriptions"])
 
 
-def _listeners(aws: Aws, lb_arn: str) -> tuple[Json, ...]:
-    return tuple(aws.client("elbv2").describe_listeners(LoadBalancerArn=lb_arn)["Listeners"])
-
-
 def _security_groups(aws: Aws, ids: list[str]) -> tuple[Json, ...]:
     if not ids:
         return ()
@@ -363,17 +358,13 @@ def _target_group_and_health(aws: Aws, name: str) -> tuple[Json | None, tuple[Js
     return tg, (_target_health(aws, tg["TargetGroupArn"]) if tg else ())
 
 
-def _load_balancer_and_more(aws: Aws, name: str) -> tuple[Json | None, tuple[Json, ...], tuple[Json, ...]]:
+def _load_balancer_and_groups(aws: Aws, name: str) -> tuple[Json | None, tuple[Json, ...]]:
+    """The ALB and its security groups (their egress is half of the path to the instances). Its listeners are not
+    read: the target group's LoadBalancerArns already say whether a listener forwards to it."""
     lb = _load_balancer(aws, name)
     if lb is None:
-        return None, (), ()
-    more = gather(
-        {
-            "listeners": lambda: _listeners(aws, lb["LoadBalancerArn"]),
-            "groups": lambda: _security_groups(aws, list(lb.get("SecurityGroups", []))),
-        }
-    )
-    return lb, more["listeners"], more["groups"]
+        return None, ()
+    return lb, _security_groups(aws, list(lb.get("SecurityGroups", [])))
 
 
 def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
@@ -397,7 +388,7 @@ def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
             "stopped_tasks": lambda: (
                 maybe(lambda: service_tasks(aws, cfg.cluster.name, cfg.service.name, "STOPPED")) or ()
             ),
-            "load_balancer": lambda: _load_balancer_and_more(aws, cfg.load_balancer.name),
+            "load_balancer": lambda: _load_balancer_and_groups(aws, cfg.load_balancer.name),
             "subnets": lambda: _subnets(aws, cfg.network.subnets),
             "security_group": lambda: _security_group(aws, cfg.network.security_group),
             "task_definition": lambda: _task_definition(aws, cfg.task.family),
@@ -409,7 +400,7 @@ def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
             "instance_type": lambda: instance_type_info(aws, cfg.cluster.instance_type),
         }
     else:
-        calls["load_balancer"] = lambda: (_load_balancer(aws, cfg.load_balancer.name), (), ())
+        calls["load_balancer"] = lambda: (_load_balancer(aws, cfg.load_balancer.name), ())
         if cfg.cluster.ami.startswith("ssm:"):
             calls["ami"] = lambda: _ami(aws, cfg.cluster.ami)
         calls["stopped_tasks"] = lambda: (
@@ -417,7 +408,7 @@ def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
         )
     got = gather(calls)
 
-    lb, listeners, lb_groups = got["load_balancer"]
+    lb, lb_groups = got["load_balancer"]
     tg, health = got["target_group"]
     td, td_tags = got.get("task_definition") or (None, {})
     ami_id, ami_error, *arch = got.get("ami") or (None, None)
@@ -428,7 +419,6 @@ def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
         subnets=got.get("subnets", ()),
         security_group=got.get("security_group"),
         load_balancer=lb,
-        listeners=listeners,
         target_group=tg,
         target_health=health,
         task_definition=td,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ghostha.sandbox.server import Sandbox
-from tests.conftest import run_cli, write_config
+from tests.conftest import run_cli, short_draining, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 # request signing names that differ from IAM's service prefixes
@@ -64,6 +64,22 @@ def recorded(sandbox_server: Sandbox, tmp_path_factory: pytest.TempPathFactory) 
         box, tmp / "g2.yaml", **{"cluster.instance_type": "t3.medium", "service.health_check_grace_seconds": 90}
     )
     out["up"] |= record(box, ["--config", str(changed), "up", "--yes"])
+    # drill against the data plane: a graceful task kill and a graceful instance kill cover every call it makes
+    box.start_dataplane()
+    try:
+        short_draining(box)
+        site = write_config(
+            box,
+            tmp / "g3.yaml",
+            site_url=box.site_url,
+            **{"cluster.instance_type": "t3.medium", "service.health_check_grace_seconds": 90},
+        )
+        fast = ["--json", "--connections", "1", "--rate", "2", "--yes", "--graceful"]
+        out["drill"] = record(box, ["--config", str(site), "drill", *fast])
+        out["drill"] |= record(box, ["--config", str(site), "drill", *fast, "--kill", "instance"])
+        out["drill"] |= record(box, ["--config", str(site), "drill", "--json", "--connections", "1", "--yes"], (0, 1))
+    finally:
+        box.stop_dataplane()
     out["teardown"] = record(box, ["--config", str(changed), "teardown", "--yes"])
     box.reset()
     return out
