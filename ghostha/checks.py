@@ -461,13 +461,10 @@ def _instance_type_zones(f: Facts) -> None:
 
 
 def _task_port(task: Json, cfg: Config) -> int | None:
-    for c in task.get("containers", []):
-        if c.get("name") != cfg.task.container:
-            continue
-        for b in c.get("networkBindings") or []:
-            if int(b.get("containerPort", -1)) == cfg.task.container_port:
-                return int(b["hostPort"])
-    return None
+    from ghostha.waiting import task_host_port
+
+    port = task_host_port(task, cfg)
+    return port if port >= 0 else None
 
 
 # --- target group ---------------------------------------------------------------------------------------------
