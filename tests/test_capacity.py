@@ -198,3 +198,16 @@ def test_teardown_keeps_what_a_standalone_task_needs(box: Sandbox, deployed: Pat
     assert "ghostha did not start" in ran.out
     assert len(group_instances(box)) == 2, "the instances it runs on stay"
     assert ecs.describe_clusters(clusters=["ghost-ha"])["clusters"][0]["status"] == "ACTIVE"
+
+
+def test_teardown_still_shows_and_waits_for_a_service_already_deleted(box: Sandbox, deployed: Path) -> None:
+    """A deleted service leaves ListServices at once (ECS API reference, DeleteService) while its tasks drain: a
+    teardown interrupted right after DeleteService must still find it (by name) and wait for it."""
+    box.client("ecs").delete_service(cluster="ghost-ha", service="ghost", force=True)
+    assert box.client("ecs").list_services(cluster="ghost-ha")["serviceArns"] == []
+    ran = run_cli(box, ["--config", str(deployed), "teardown", "--yes"])
+    assert ran.exit_code == 0, ran.out + ran.err
+    assert "wait-service-inactive service ghost" in ran.out
+    row = next(line for line in ran.out.splitlines() if "ECS service" in line)
+    assert "ghost" in row and "delete" in row
+    assert box.client("ecs").describe_clusters(clusters=["ghost-ha"])["clusters"][0]["status"] == "INACTIVE"

@@ -327,3 +327,24 @@ def test_run_task_on_a_cluster_without_instances_is_an_invalid_parameter(box: Sa
         ecs.run_task(cluster="ghost-ha", taskDefinition=_standalone(box), launchType="EC2")
     assert err.value.response["Error"]["Code"] == "InvalidParameterException"
     assert err.value.response["Error"]["Message"] == "No Container Instances were found in your cluster."
+
+
+def test_list_services_hides_a_deleted_service_and_pages_by_ten(box: Sandbox) -> None:
+    """ECS API reference, DeleteService: once deleted, the service moves from ACTIVE to DRAINING and "is no longer
+    visible in the console or in the ListServices API operation" (it stays describable: DRAINING, then INACTIVE);
+    ListServices: "If this parameter isn't used, then ListServices returns up to 10 results"
+    (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeleteService.html,
+    https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListServices.html)."""
+    ecs = box.client("ecs")
+    ecs.create_cluster(clusterName="many")
+    for i in range(12):
+        ecs.create_service(cluster="many", serviceName=f"s{i:02d}", taskDefinition="ghost", desiredCount=0)
+    first = ecs.list_services(cluster="many")
+    assert len(first["serviceArns"]) == 10 and "nextToken" in first
+    rest = ecs.list_services(cluster="many", nextToken=first["nextToken"])
+    assert len(rest["serviceArns"]) == 2 and "nextToken" not in rest
+    ecs.delete_service(cluster="many", service="s00", force=True)
+    listed = ecs.list_services(cluster="many", maxResults=100)["serviceArns"]
+    assert len(listed) == 11 and not any(a.endswith("/s00") for a in listed)
+    described = ecs.describe_services(cluster="many", services=["s00"])["services"]
+    assert described[0]["status"] in ("DRAINING", "INACTIVE")

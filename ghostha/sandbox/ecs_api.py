@@ -77,14 +77,15 @@ def _patch_ids() -> None:
 # --- pagination ----------------------------------------------------------------------------------------------
 
 
-def page(self: Any, key: str, items: list[str]) -> dict[str, Any]:
-    """Pages of at most 100, as AWS answers (moto answers everything at once); AWS refuses a `maxResults` above
-    100 and a `nextToken` it did not hand out."""
+def page(self: Any, key: str, items: list[str], default: int = 100) -> dict[str, Any]:
+    """Pages of at most 100 (`default` when the caller gives no `maxResults`: ListServices answers 10), as AWS
+    answers (moto answers everything at once); AWS refuses a `maxResults` above 100 and a `nextToken` it did not
+    hand out."""
     max_results = self._get_param("maxResults")
     if max_results is not None and not 1 <= int(max_results) <= 100:
         # wording ours: AWS's message for this was not found; the API reference gives the range 1-100
         raise InvalidParameterException("maxResults must be between 1 and 100.")
-    size = int(max_results or 100)
+    size = int(max_results or default)
     token = self._get_param("nextToken")
     start = _offset(token) if token else 0
     out: dict[str, Any] = {key: items[start : start + size]}

@@ -7,6 +7,7 @@
   deployment.
 - DeleteService leaves the service DRAINING (the simulation makes it INACTIVE once its tasks stopped).
 - DeleteCluster is refused while services, container instances or tasks remain.
+- ListServices lists ACTIVE services only, 10 to a page unless asked for more.
 - ListTasks honours serviceName and lists RUNNING tasks unless asked otherwise; it and
   ListContainerInstances answer in pages of 100, as AWS does (ecs_api.page).
 - More of the ECS API (validation, lookups, ids, RunTask) is in ecs_api.py.
@@ -253,7 +254,26 @@ def register_container_instance(self: Any) -> Any:
     return _original["register_container_instance"](self)
 
 
+def list_services(self: Any) -> Any:
+    """ListServices lists the cluster's ACTIVE services only: a deleted one (DRAINING, then INACTIVE) leaves the
+    list at once (ECS API reference, ListServices: "Returns a list of services"; DeleteService: "the service
+    status moves from ACTIVE to DRAINING ... it's no longer visible in the console or in the ListServices API
+    operation"). In pages, as AWS answers."""
+    backend = self.ecs_backend
+    cluster = backend._get_cluster(self._get_param("cluster", "default"))
+    launch_type = self._get_param("launchType")
+    arns = sorted(
+        svc.arn
+        for svc in backend.services.values()
+        if svc.cluster_name == cluster.name
+        and svc.status == "ACTIVE"
+        and (launch_type is None or svc.launch_type == launch_type)
+    )
+    return ecs_responses.ActionResult(ecs_api.page(self, "serviceArns", arns, default=10))
+
+
 PATCHES = {
+    "list_services": list_services,
     "create_service": create_service,
     "update_service": update_service,
     "delete_service": delete_service,

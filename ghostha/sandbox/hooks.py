@@ -73,6 +73,7 @@ REQUIRED: list[tuple[Any, str, str]] = [
             "delete_cluster",
             "list_tasks",
             "list_container_instances",
+            "list_services",
             "stop_task",
             "register_container_instance",
             "register_task_definition",
