@@ -490,3 +490,29 @@ def test_ecs_managed_policies_exist_and_the_seeded_instance_role_holds_one(box: 
     assert iam.get_policy(PolicyArn=legacy)["Policy"]["PolicyName"] == "AmazonEC2ContainerServiceRole"
     with pytest.raises(ClientError, match="NoSuchEntity"):
         iam.get_policy(PolicyArn="arn:aws:iam::aws:policy/NoSuchPolicy")
+
+
+def test_scale_in_events_say_draining_began_then_the_targets_deregistered_with_counts(box: Sandbox) -> None:
+    """ECS service event messages (ECS developer guide, "Amazon ECS service event messages"): a scale-in with a load
+    balancer reads "(service s) has begun draining connections on N tasks." and then "(service s) deregistered N
+    targets in (target-group …)", with the counts of the whole scale-in, not one event per task."""
+    stack(box)
+    settle(box, 120)
+    box.client("ecs").update_service(cluster="ghost-ha", service="ghost", desiredCount=4)
+    settle(box, 10)
+    messages = [e["message"] for e in describe_service(box)["events"]]
+    began = next(i for i, m in enumerate(messages) if "has begun draining connections on" in m)
+    dereg = next(i for i, m in enumerate(messages) if " deregistered " in m)
+    assert messages[began] == "(service ghost) has begun draining connections on 2 tasks."
+    assert messages[dereg].startswith("(service ghost) deregistered 2 targets in (target-group ")
+    assert dereg < began, "newest first: the deregistration follows the start of draining"
+
+
+def test_unhealthy_event_gives_the_targets_own_reason(box: Sandbox) -> None:
+    """The service event names the reason ELB gives the target ("is unhealthy in (target-group …) due to (reason
+    Request timed out)." for a target that times out: ELB API reference, TargetHealth, Target.Timeout)."""
+    stack(box, rule=False, grace=0)
+    settle(box, 60)
+    messages = [e["message"] for e in describe_service(box)["events"]]
+    unhealthy = [m for m in messages if " is unhealthy in " in m]
+    assert unhealthy and all(m.endswith("due to (reason Request timed out).") for m in unhealthy)

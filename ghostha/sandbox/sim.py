@@ -144,6 +144,8 @@ class Simulator:
         # the data plane, when on: runs a real health check, and syncs its listeners with the tasks
         self.health_checker: Callable[[Any, str, int], tuple[str, str] | None] | None = None
         self.after_tasks: Callable[[], None] | None = None
+        # deregistrations since the last pass, per service: its events are written once per pass, aggregated
+        self._draining: dict[str, tuple[Any, int, dict[str, int]]] = {}
 
     def instance(self, ec2: Any, instance_id: str) -> Any:
         """An EC2 instance by id (moto copies every reservation per lookup: index them once per pass)."""
@@ -172,6 +174,7 @@ class Simulator:
             for svc in list(ecs.services.values()):
                 self._service(ec2, ecs, elbv2, svc, now)
             self._counters(ecs)
+        self.flush_events()
         if self.after_tasks is not None:
             self.after_tasks()
 
@@ -349,15 +352,28 @@ class Simulator:
             task.sim_stop_at = t + self._draining_seconds(elbv2, svc, task)
         if svc is None or elbv2 is None:
             return
-        by_group: dict[str, int] = {}
+        _svc, draining, by_group = self._draining.get(svc.arn, (svc, 0, {}))
+        deregistered = False
         for tg_arn, iid, port in self._task_targets(task, svc):
             tg = elbv2.target_groups.get(tg_arn)
             if tg is not None and target_key(iid, port) in tg.targets:
                 tg.deregister([{"Id": iid, "Port": port}])
                 by_group[tg_arn] = by_group.get(tg_arn, 0) + 1
-        for tg_arn, n in by_group.items():
-            self.event(svc, f"(service {svc.name}) deregistered {n} targets in (target-group {tg_arn})")
+                deregistered = True
+        scheduler = task.last_status == "DEACTIVATING" and deregistered
+        self._draining[svc.arn] = (svc, draining + (1 if scheduler else 0), by_group)
         svc.sim_steady = False
+
+    def flush_events(self) -> None:
+        """The pass's deregistrations as ECS words them, one event per kind and target group with the counts:
+        "(service s) has begun draining connections on N tasks." (scheduler-initiated stops), then
+        "(service s) deregistered N targets in (target-group …)"."""
+        for svc, draining, by_group in self._draining.values():
+            if draining:
+                self.event(svc, f"(service {svc.name}) has begun draining connections on {draining} tasks.")
+            for tg_arn, n in by_group.items():
+                self.event(svc, f"(service {svc.name}) deregistered {n} targets in (target-group {tg_arn})")
+        self._draining.clear()
 
     def _draining_seconds(self, elbv2: Any, svc: Any, task: Any) -> float:
         """How long the scheduler holds a task DEACTIVATING: its target groups' longest deregistration delay."""
@@ -506,10 +522,12 @@ class Simulator:
             started = getattr(task, "sim_started", None)
             if bad and started is not None and now - started >= grace:
                 tg_arn, iid, port = bad
+                target = elbv2.target_groups[tg_arn].targets.get(target_key(iid, port)) or {}
+                why = target.get("Description") or "Health checks failed"
                 self.event(
                     svc,
                     f"(service {svc.name}) (instance {iid}) (port {port}) is unhealthy in (target-group {tg_arn}) "
-                    "due to (reason Health checks failed).",
+                    f"due to (reason {why}).",
                 )
                 self.stop_task(ecs, task, f"Task failed ELB health checks in (target-group {tg_arn})")
                 self.event(svc, f"(service {svc.name}) has stopped 1 running tasks: (task {task.id}).")
