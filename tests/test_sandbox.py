@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 
@@ -516,3 +517,75 @@ def test_unhealthy_event_gives_the_targets_own_reason(box: Sandbox) -> None:
     messages = [e["message"] for e in describe_service(box)["events"]]
     unhealthy = [m for m in messages if " is unhealthy in " in m]
     assert unhealthy and all(m.endswith("due to (reason Request timed out).") for m in unhealthy)
+
+
+def _fail_checks_of(monkeypatch: pytest.MonkeyPatch, victims: set[tuple[str, int]] | None) -> None:
+    """ELB health checks fail for these (instance, port) targets only (None: for every target)."""
+    from ghostha.sandbox.sim import Simulator
+
+    original = Simulator._health_check
+
+    def check(self: Simulator, ec2: object, elbv2: object, tg: object, t: dict[str, object]) -> object:
+        if victims is None or (t["Id"], int(t["Port"])) in victims:  # type: ignore[call-overload]
+            return "Target.ResponseCodeMismatch", "Health checks failed with these codes: [500]"
+        return original(self, ec2, elbv2, tg, t)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Simulator, "_health_check", check)
+
+
+def test_an_unhealthy_task_is_replaced_first_and_stopped_once_its_replacement_is_healthy(
+    box: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ECS developer guide, "Deploy Amazon ECS services by replacing tasks": "If tasks become unhealthy, the Amazon
+    ECS service scheduler will start replacement tasks first and maintain minimumHealthyPercent tasks until the
+    replacement tasks become healthy. As the replacement tasks launch and become healthy, the unhealthy tasks will
+    gradually be stopped." (https://docs.aws.amazon.com/AmazonECS/latest/userguide/deployment-type-ecs.html)"""
+    stack(box, count=4, instance_type="t3.medium", grace=0)
+    settle(box, 120)
+    victim = next(t for t in running_tasks(box))
+    ci = {c["containerInstanceArn"]: c["ec2InstanceId"] for c in container_instances(box)}
+    key = (ci[victim["containerInstanceArn"]], victim["containers"][0]["networkBindings"][0]["hostPort"])
+    _fail_checks_of(monkeypatch, {key})
+    lowest_running = 4
+    stopped_at = None
+    for _ in range(30):
+        box.advance(5)
+        running = [t for t in running_tasks(box) if t["lastStatus"] == "RUNNING"]
+        lowest_running = min(lowest_running, len(running))
+        if victim["taskArn"] not in {t["taskArn"] for t in running_tasks(box)}:
+            stopped_at = box.clock.seconds()
+            break
+    assert stopped_at is not None, "the unhealthy task is stopped in the end"
+    messages = [e["message"] for e in reversed(describe_service(box)["events"])]
+    started = next(i for i, m in enumerate(messages) if "has started 1 tasks" in m)
+    stopped = next(i for i, m in enumerate(messages) if "has stopped 1 running tasks" in m)
+    assert started < stopped, "the replacement starts first"
+    assert lowest_running >= 4, "never fewer running tasks than desired while it is replaced"
+    healthy = [t for t in targets(box) if t["TargetHealth"]["State"] == "healthy"]
+    assert len(healthy) >= 4
+
+
+def test_without_room_for_replacements_unhealthy_tasks_stop_one_by_one(
+    box: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DeploymentConfiguration.minimumHealthyPercent (ECS API reference): "If any tasks are unhealthy and if
+    maximumPercent doesn't allow the Amazon ECS scheduler to start replacement tasks, the scheduler stops the
+    unhealthy tasks one-by-one — using the minimumHealthyPercent as a constraint — to clear up capacity to launch
+    replacement tasks." """
+    td = stack(box, count=4, breaker=False, grace=0)
+    ecs = box.client("ecs")
+    ecs.update_service(
+        cluster="ghost-ha",
+        service="ghost",
+        taskDefinition=td,
+        deploymentConfiguration={"maximumPercent": 100, "minimumHealthyPercent": 50},
+    )
+    settle(box, 120)
+    _fail_checks_of(monkeypatch, None)
+    counts = []
+    for _ in range(20):
+        box.advance(5)
+        counts.append(sum(1 for t in running_tasks(box) if t["lastStatus"] == "RUNNING"))
+    drops = [a - b for a, b in itertools.pairwise(counts)]
+    assert min(counts) < 4, "unhealthy tasks are stopped"
+    assert max(drops) <= 1, f"one by one, not all at once: running {counts}"

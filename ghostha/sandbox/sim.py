@@ -60,6 +60,7 @@ DEFAULT_STRATEGY = [
     {"type": "spread", "field": "instanceId"},
 ]
 EVENT_LIMIT = 100
+SICK_STOP_SECONDS = 10.0  # without room for replacements, unhealthy tasks stop one by one, this far apart
 # why a task does not fit on a container instance, as ECS words it in service events
 PORTS_PROBLEM = "is already using a port required by your task"
 MEMORY_PROBLEM = "has insufficient memory available"
@@ -516,25 +517,24 @@ class Simulator:
         dep_of = {d["id"]: d for d in svc.deployments}
         grace = int(getattr(svc, "health_check_grace_period_seconds", 0) or 0)
 
-        # health: after the grace period, a task whose target is unhealthy is replaced
-        for task in list(tasks):
+        # health: after the grace period, a task whose target is unhealthy is condemned; it is replaced first and
+        # stopped once its replacement is healthy (or one by one, when no replacement can start)
+        condemned: dict[Any, str] = {}  # task → its target group
+        for task in tasks:
             bad = self._target_unhealthy(elbv2, svc, task)
             started = getattr(task, "sim_started", None)
             if bad and started is not None and now - started >= grace:
                 tg_arn, iid, port = bad
-                target = elbv2.target_groups[tg_arn].targets.get(target_key(iid, port)) or {}
-                why = target.get("Description") or "Health checks failed"
-                self.event(
-                    svc,
-                    f"(service {svc.name}) (instance {iid}) (port {port}) is unhealthy in (target-group {tg_arn}) "
-                    f"due to (reason {why}).",
-                )
-                self.stop_task(ecs, task, f"Task failed ELB health checks in (target-group {tg_arn})")
-                self.event(svc, f"(service {svc.name}) has stopped 1 running tasks: (task {task.id}).")
-                dep = dep_of.get(task.started_by)
-                if dep is not None:
-                    dep["failedTasks"] = int(dep.get("failedTasks", 0)) + 1
-                tasks.remove(task)
+                condemned[task] = tg_arn
+                if not getattr(task, "sim_condemned", False):
+                    task.sim_condemned = True
+                    target = elbv2.target_groups[tg_arn].targets.get(target_key(iid, port)) or {}
+                    why = target.get("Description") or "Health checks failed"
+                    self.event(
+                        svc,
+                        f"(service {svc.name}) (instance {iid}) (port {port}) is unhealthy in (target-group "
+                        f"{tg_arn}) due to (reason {why}).",
+                    )
 
         self._circuit_breaker(svc, primary, others)
         primary = svc.deployments[0]
@@ -555,11 +555,15 @@ class Simulator:
             tasks.remove(task)
         new = [t for t in tasks if t.started_by == primary["id"] and t not in leaving]
         old = [t for t in tasks if t.started_by != primary["id"] or t in leaving]
+        sick = [t for t in new if t in condemned]
+        good = [t for t in new if t not in condemned]
 
-        # launch tasks of the primary deployment
+        # launch tasks of the primary deployment (replacements of the condemned ones within maximum percent)
+        launched: list[Any] = []
         if primary.get("rolloutState") != "FAILED":
-            room = desired - len(new) if not old else min(desired - len(new), max_total - len(tasks))
-            launched: list[Any] = []
+            room = desired - len(good)
+            if old or sick:
+                room = min(room, max_total - len(tasks))
             for _ in range(max(room, 0)):
                 task = self._place(ec2, ecs, svc, primary, now)
                 if task is None:
@@ -570,7 +574,31 @@ class Simulator:
                 self.event(svc, f"(service {svc.name}) has started {len(launched)} tasks: {ids}.")
                 svc.sim_steady = False
                 new += launched
+                good += launched
                 tasks += launched
+
+        # condemned tasks go as their replacements turn healthy; when none could start (no room within maximum
+        # percent or on the instances) and none is on its way, one by one to free capacity
+        if sick:
+            healthy_good = sum(1 for t in good if self._is_healthy(elbv2, svc, t))
+            ready = healthy_good - (desired - len(sick))
+            coming = any(t.last_status == "PENDING" or not self._is_healthy(elbv2, svc, t) for t in good)
+            # one by one: at most one such stop per health-check interval (a pass runs on every API request)
+            paced = now - getattr(svc, "sim_sick_stop", -1e9) >= SICK_STOP_SECONDS
+            count = max(ready, 0 if launched or coming or not paced else 1)
+            if count > max(ready, 0):
+                svc.sim_sick_stop = now
+            gone = sorted(sick, key=lambda t: getattr(t, "sim_started", 0))[: min(count, len(sick))]
+            for task in gone:
+                self.stop_task(ecs, task, f"Task failed ELB health checks in (target-group {condemned[task]})")
+                dep = dep_of.get(task.started_by)
+                if dep is not None:
+                    dep["failedTasks"] = int(dep.get("failedTasks", 0)) + 1
+            if gone:
+                ids = " ".join(f"(task {t.id})" for t in gone)
+                self.event(svc, f"(service {svc.name}) has stopped {len(gone)} running tasks: {ids}.")
+            tasks = [t for t in tasks if t not in gone]
+            new = [t for t in new if t not in gone]
 
         # stop what is too much: old deployments first (keeping minimum healthy), then surplus new tasks
         healthy = [t for t in tasks if self._is_healthy(elbv2, svc, t)]
@@ -584,9 +612,10 @@ class Simulator:
                 ci_id = draining.get(task.container_instance_arn)
                 self.stop_task(ecs, task, drained_reason(ci_id) if ci_id else reason)
                 stopped.append(task)
-        surplus = len(new) - desired
+        keep = [t for t in new if t not in condemned]  # the condemned go above, with their own reason
+        surplus = len(keep) - desired
         if surplus > 0:
-            for task in sorted(new, key=lambda t: (t in healthy, -getattr(t, "sim_created", 0)))[:surplus]:
+            for task in sorted(keep, key=lambda t: (t in healthy, -getattr(t, "sim_created", 0)))[:surplus]:
                 self.stop_task(ecs, task, reason)
                 stopped.append(task)
         if stopped:
