@@ -13,7 +13,7 @@ import pytest
 from ghostha import config as config_module
 from ghostha.resources import auto_scaling_group, cluster, ingress_rule, launch_template, service, task_revision
 from ghostha.sandbox.server import Sandbox
-from tests.conftest import describe_service, mutating, run_cli, write_config
+from tests.conftest import describe_service, mutating, run_cli, settle, write_config
 
 RUNTIME_KEYS = {
     # how ghostha reaches and watches AWS, not what it builds: nothing in AWS to converge
@@ -250,6 +250,7 @@ def test_after_a_failed_rollout_a_right_config_starts_a_fresh_deployment(box: Sa
 
     failed = run_cli(box, ["--config", str(cfg), "up", "--yes"], sleep=sleep)
     assert failed.exit_code == 1, failed.out + failed.err
+    settle(box, 120)  # ghostha stopped waiting; ECS goes on stopping the unhealthy tasks until its breaker trips
     assert [d["rolloutState"] for d in describe_service(box)["deployments"]] == ["FAILED"]
     again = run_cli(box, ["--config", str(cfg), "up", "--yes"])
     assert again.exit_code == 0, again.out + again.err
