@@ -12,7 +12,6 @@ runs, whoever built it.
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 from collections import Counter
@@ -1019,12 +1018,9 @@ def _user_data(f: Facts, data: Json | None, where: str) -> None:
         return
     if data is None:
         return
-    text = str(data.get("UserData") or "")
-    for _ in range(2):  # base64, sometimes twice
-        try:
-            text = base64.b64decode(text, validate=True).decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
-            break
+    from ghostha.resources.launch_template import decode_user_data
+
+    text = decode_user_data(data.get("UserData"))
     if f"ECS_CLUSTER={cluster}" in text:
         f.add("instances.cluster", PASS, f"{where} sets ECS_CLUSTER={cluster}")
     else:

@@ -79,12 +79,16 @@ def desired(cfg: Config) -> LaunchTemplateSpec:
     )
 
 
-def _decode(data: Any) -> str:
+def decode_user_data(data: Any) -> str:
+    """User data as text: base64 as EC2 keeps it, once more when it came through a launch template into an
+    instance (moto), plain text as it is."""
     text = str(data or "")
-    try:
-        return base64.b64decode(text, validate=True).decode("utf-8")
-    except (ValueError, UnicodeDecodeError):
-        return text
+    for _ in range(2):
+        try:
+            text = base64.b64decode(text, validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            break
+    return text
 
 
 def actual(obs: Observed) -> LaunchTemplateSpec | None:
@@ -100,7 +104,7 @@ def actual(obs: Observed) -> LaunchTemplateSpec | None:
         instance_type=str(data.get("InstanceType", "")),
         instance_profile=name,
         security_groups=tuple(sorted(data.get("SecurityGroupIds") or [])),
-        user_data=_decode(data.get("UserData")),
+        user_data=decode_user_data(data.get("UserData")),
         key_name=data.get("KeyName"),
         imds=f"{md.get('HttpTokens', 'optional')}/{md.get('HttpPutResponseHopLimit', 1)}",
     )

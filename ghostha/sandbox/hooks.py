@@ -15,7 +15,6 @@ upgrade that moves it fails loudly with a message instead of silently breaking t
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import inspect
 from importlib.metadata import version
@@ -425,15 +424,10 @@ def user_data_text(instance: Any) -> str:
         raw = raw[0] if raw else None
     if not raw:
         return ""
-    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    from ghostha.resources.launch_template import decode_user_data
+
     # user data reaches moto base64-encoded, and through a launch template once more
-    for _ in range(2):
-        try:
-            decoded = base64.b64decode(text, validate=True).decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
-            break
-        text = decoded
-    return text
+    return decode_user_data(raw.decode() if isinstance(raw, bytes) else str(raw))
 
 
 def instance_profile_of(instance: Any) -> str | None:
