@@ -19,24 +19,29 @@ from tests.conftest import (
 )
 
 
-def _alb_egress_only_port_80(box: Sandbox) -> None:
-    """Replace the ALB group's default allow-all egress with HTTP 80 to the instances' group only."""
+def _allow_egress(box: Sandbox, low: int, high: int) -> None:
+    """An egress rule from the ALB's group to the instances' group on TCP low-high."""
     assert box.seeded is not None
-    ec2 = box.client("ec2")
-    ec2.revoke_security_group_egress(
-        GroupId=box.seeded.alb_sg, IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
-    )
-    ec2.authorize_security_group_egress(
+    box.client("ec2").authorize_security_group_egress(
         GroupId=box.seeded.alb_sg,
         IpPermissions=[
             {
                 "IpProtocol": "tcp",
-                "FromPort": 80,
-                "ToPort": 80,
+                "FromPort": low,
+                "ToPort": high,
                 "UserIdGroupPairs": [{"GroupId": box.seeded.instance_sg}],
             }
         ],
     )
+
+
+def _alb_egress_only_port_80(box: Sandbox) -> None:
+    """Replace the ALB group's default allow-all egress with HTTP 80 to the instances' group only."""
+    assert box.seeded is not None
+    box.client("ec2").revoke_security_group_egress(
+        GroupId=box.seeded.alb_sg, IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    )
+    _allow_egress(box, 80, 80)
 
 
 def test_targets_time_out_when_the_alb_group_allows_no_egress_to_them(box: Sandbox) -> None:
@@ -61,17 +66,7 @@ def test_targets_healthy_with_egress_on_the_dynamic_range(box: Sandbox) -> None:
     """The same, with an egress rule from the ALB's group to the instances' group on 32768-65535: healthy."""
     assert box.seeded is not None
     _alb_egress_only_port_80(box)
-    box.client("ec2").authorize_security_group_egress(
-        GroupId=box.seeded.alb_sg,
-        IpPermissions=[
-            {
-                "IpProtocol": "tcp",
-                "FromPort": 32768,
-                "ToPort": 65535,
-                "UserIdGroupPairs": [{"GroupId": box.seeded.instance_sg}],
-            }
-        ],
-    )
+    _allow_egress(box, 32768, 65535)
     open_dynamic_ports(box)
     capacity(box)
     settle(box, 40)
