@@ -87,9 +87,12 @@ class App:
 
     def config(self) -> Config:
         if self._config is None:
+            from ghostha import advice
             from ghostha.config import load
 
-            self._config = load(self.config_path)
+            cfg = load(self.config_path)
+            endpoint = self.endpoint_url or cfg.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+            self._config = advice.apply(cfg, endpoint)
         return self._config
 
     def aws(self) -> Aws:
@@ -675,13 +678,12 @@ def sandbox_start(
     config_out = config_out or control.default_config_path(name)
     control.check_config_target(config_out)
     out = app.runtime.console()
-    poll = max(0.2, min(5.0, 15.0 / scale))  # about 15 simulated seconds between polls
     step = f"{_self_command()} --config {config_out} up"
     if detach:
         running = control.start_detached(states, name, scale, port)
         assert running.seeded is not None
         try:
-            control.write_config(config_out, running.seeded, running.endpoint, poll, running.site_url)
+            control.write_config(config_out, running.seeded, running.endpoint)
         except BaseException:
             control.stop(states, name)
             raise
@@ -699,7 +701,7 @@ def sandbox_start(
     box = Sandbox(port=port, scale=scale, dataplane=True).start()
     try:
         assert box.seeded is not None
-        control.write_config(config_out, box.seeded.to_dict(), box.endpoint, poll, box.site_url)
+        control.write_config(config_out, box.seeded.to_dict(), box.endpoint)
         out.print(f"sandbox running at {box.endpoint}; Ctrl-C stops it", highlight=False, markup=False)
         out.print(f"config written to {config_out}; in another shell:", highlight=False, markup=False)
         out.print(f"  {step}", highlight=False, markup=False, soft_wrap=True)

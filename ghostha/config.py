@@ -19,6 +19,8 @@ from ghostha.errors import ConfigError
 DEFAULT_PATH = "ghostha.yaml"
 ENV_PATH = "GHOSTHA_CONFIG"
 TAG_KEY = "ghostha:stack"
+# runtime keys that, left out of the file, a non-AWS endpoint may advise (ghostha/advice.py)
+ADVISABLE = ("poll_seconds", "site_url")
 DEFAULT_AMI = "ssm:/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
 
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,31}$")
@@ -77,6 +79,8 @@ class Config:
     max_attempts: int = 10
     source: str = "<config>"
     site_url: str | None = None  # the blog's public URL; None: http:// + the ALB's DNS name
+    # runtime keys the file leaves out, which a non-AWS endpoint may advise (ghostha/advice.py)
+    advisable: frozenset[str] = frozenset()
 
     @property
     def tags(self) -> dict[str, str]:
@@ -289,6 +293,7 @@ def parse(data: Any, source: str = "<config>") -> Config:
         load_balancer=LoadBalancerConfig(**v["load_balancer"]),
         source=source,
         site_url=v["site_url"],
+        advisable=frozenset(k for k in ADVISABLE if data.get(k) is None),
     )
 
 

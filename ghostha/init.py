@@ -341,7 +341,6 @@ def discover(
     endpoint = aws.endpoint
     endpoint_source = "--endpoint-url" if aws.endpoint_url else "$AWS_ENDPOINT_URL" if endpoint else "AWS itself"
     draft.set("endpoint_url", endpoint, endpoint_source)
-    draft.set("poll_seconds", 5, "ghostha's default")
     azs = ", ".join(z["ZoneName"] for z in zones)
     draft.set(
         "network.subnets",
@@ -398,6 +397,8 @@ def render_config(draft: Draft, command: str) -> str:
     lines = [
         f"# ghostha config written by `{command}` from {account} in {draft.region}.",
         "# Each value says where it came from; see config.example.yaml for every key.",
+        "# Left out, as no account can tell them: poll_seconds (default 5) and site_url (default http:// + the",
+        "# ALB's DNS name; set it to your blog's address). A stand-in endpoint such as the sandbox advises both.",
     ]
     if draft.todos:
         lines.append(f"# {len(draft.todos)} value(s) marked TODO need your choice before `ghostha up`.")

@@ -25,10 +25,9 @@ def values(path: Path) -> config.Config:
 
 
 def sandbox_config(box: Sandbox, path: Path) -> config.Config:
-    """The config `ghostha sandbox start` writes for this sandbox (at --scale 3 or slower its poll is 5 s, the
-    default; at higher scales it polls faster, the one value that comes from the sandbox's clock, not AWS)."""
+    """The config `ghostha sandbox start` writes for this sandbox."""
     assert box.seeded is not None
-    control.write_config(path, box.seeded.to_dict(), box.endpoint, 5.0)
+    control.write_config(path, box.seeded.to_dict(), box.endpoint)
     return values(path)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from ghostha import config
+from ghostha import advice, config
 from ghostha.cli import cli
 from ghostha.sandbox import control
 
@@ -44,6 +45,12 @@ def test_detached_sandboxes_start_side_by_side_and_stop(tmp_path: Path, _own_sta
             assert elbv2.describe_load_balancers(Names=["ghost-elb"])["LoadBalancers"]
             raw = yaml.safe_load((tmp_path / "one.yaml").read_text())
             assert raw["network"]["subnets"] == list(cfg1.network.subnets)
+            # what no account can tell is left out of the file and advised by the sandbox (default --scale 30)
+            assert "poll_seconds" not in raw and "site_url" not in raw
+            told = advice.fetch(str(cfg1.endpoint_url))
+            assert told["poll_seconds"] == 0.5 and told["site_url"].startswith("http://127.0.0.1:")
+            shown = ghostha("--config", "one.yaml", "status", "--json", cwd=tmp_path)
+            assert json.loads(shown.stdout)["site_url"] == told["site_url"], shown.stderr
             # state is per user, not per directory: stop works from anywhere
             assert not (tmp_path / ".ghostha").exists()
             assert sorted(p.name for p in (_own_state_dir / "sandboxes").glob("*.json")) == [

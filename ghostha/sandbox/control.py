@@ -125,19 +125,19 @@ def already_running(running: Running) -> GhosthaError:
     )
 
 
-def write_config(
-    path: Path, seeded: dict[str, Any], endpoint: str, poll_seconds: float, site_url: str | None = None
-) -> None:
+def write_config(path: Path, seeded: dict[str, Any], endpoint: str) -> None:
+    """The seeded stack's config. No `poll_seconds` and no `site_url`: neither can be read from an account (so
+    `ghostha init` cannot write them either), and the sandbox advises both at its endpoint (ghostha/advice.py)."""
     from ghostha.sandbox.seed import Seeded
 
     s = Seeded(**{**seeded, "subnets": tuple(seeded["subnets"]), "azs": tuple(seeded["azs"])})
     header = (
         "# ghostha config for the local sandbox (written by `ghostha sandbox start`).\n"
         "# The seeded story: VPC, two subnets in two AZs, ALB ghost-elb -> ghost-tg, family ghost (host port 80).\n"
+        "# poll_seconds and site_url are left out: the sandbox advises them (its clock runs faster than AWS's,\n"
+        "# and the blog answers at its ALB stand-in on loopback); set either here to override.\n"
     )
-    data = s.config(endpoint, poll_seconds)
-    if site_url:
-        data["site_url"] = site_url  # the ALB stand-in: where the blog answers on loopback
+    data = s.config(endpoint)
     path.write_text(header + yaml.safe_dump(data, sort_keys=False))
 
 

@@ -35,13 +35,14 @@ class Seeded:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def config(self, endpoint_url: str, poll_seconds: float = 1.0) -> dict[str, Any]:
-        """A ghostha config for the seeded stack."""
+    def config(self, endpoint_url: str, poll_seconds: float | None = None) -> dict[str, Any]:
+        """A ghostha config for the seeded stack (without `poll_seconds`, the sandbox advises it: advice.py)."""
+        runtime: dict[str, Any] = {} if poll_seconds is None else {"poll_seconds": poll_seconds}
         return {
             "stack": STACK,
             "region": self.region,
             "endpoint_url": endpoint_url,
-            "poll_seconds": poll_seconds,
+            **runtime,
             "network": {"subnets": list(self.subnets), "security_group": self.instance_sg},
             "cluster": {
                 "name": STACK,

@@ -145,6 +145,13 @@ class Sandbox:
             self.sim.after_tasks = None
 
     @property
+    def poll_seconds(self) -> float | None:
+        """How often a client should poll: about 15 simulated seconds (AWS's 5 s would be minutes at --scale 30),
+        within 0.2-5 real seconds; None with manual time (scale 0), where only `advance` moves the clock."""
+        scale = self.clock.scale
+        return max(0.2, min(5.0, round(15.0 / scale, 3))) if scale > 0 else None
+
+    @property
     def site_url(self) -> str | None:
         """The ALB stand-in's URL (None without a data plane)."""
         return self.dataplane.alb_url if self.dataplane is not None else None
@@ -266,6 +273,8 @@ class Sandbox:
         elif path == "/_ghostha/reset":
             seeded = self.reset()
             body = {"seeded": seeded.to_dict() if seeded else None}
+        elif path == "/_ghostha/runtime":  # what ghostha/advice.py asks: the runtime keys the AWS API cannot tell
+            body = {"poll_seconds": self.poll_seconds, "site_url": self.site_url}
         elif path == "/_ghostha/info":
             with self.lock:  # the data plane's listeners change under the lock
                 listening = [f"{a}:{p}" for a, p in self.dataplane.listening()] if self.dataplane else []
