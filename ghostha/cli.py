@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -699,9 +700,13 @@ def sandbox_start(
     from ghostha.sandbox.server import Sandbox
 
     box = Sandbox(port=port, scale=scale, dataplane=True).start()
+    path = control.state_file(states, name)
     try:
         assert box.seeded is not None
         control.write_config(config_out, box.seeded.to_dict(), box.endpoint)
+        # a state file as a detached sandbox has: `sandbox stop` (SIGTERM) and "already running" see this one too
+        control.write_state(path, {**box.state(), "config": str(config_out.resolve())})
+        signal.signal(signal.SIGTERM, _stop_as_ctrl_c)
         out.print(f"sandbox running at {box.endpoint}; Ctrl-C stops it", highlight=False, markup=False)
         out.print(f"config written to {config_out}; in another shell:", highlight=False, markup=False)
         out.print(f"  {step}", highlight=False, markup=False, soft_wrap=True)
@@ -711,7 +716,13 @@ def sandbox_start(
     except KeyboardInterrupt:
         out.print("stopping the sandbox")
     finally:
+        path.unlink(missing_ok=True)
         box.stop()
+
+
+def _stop_as_ctrl_c(signum: int, frame: object) -> None:
+    """SIGTERM (`ghostha sandbox stop`) stops a foreground sandbox as Ctrl-C does."""
+    raise KeyboardInterrupt
 
 
 @sandbox.command("stop")

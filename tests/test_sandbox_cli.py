@@ -104,7 +104,10 @@ def test_sandbox_without_moto_says_how_to_install_it(monkeypatch: pytest.MonkeyP
     ]
 
 
-def test_foreground_sandbox_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_by", ["ctrl-c", "sandbox stop"])
+def test_a_foreground_sandbox_is_seen_as_running_and_stops_cleanly(
+    tmp_path: Path, _own_state_dir: Path, stop_by: str
+) -> None:
     import signal
 
     proc = subprocess.Popen(
@@ -121,9 +124,17 @@ def test_foreground_sandbox_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
         assert "config written to fg.yaml" in proc.stdout.readline()
         cfg = config.load(str(tmp_path / "fg.yaml"))
         assert cfg.endpoint_url and cfg.endpoint_url in first
-        proc.send_signal(signal.SIGINT)
+        again = ghostha("sandbox", "start", "--detach", cwd=tmp_path)
+        assert again.returncode == 2 and "already running" in again.stderr, again.stderr
+        assert f"pid {proc.pid}" in again.stderr and str((tmp_path / "fg.yaml").resolve()) in again.stderr
+        if stop_by == "ctrl-c":
+            proc.send_signal(signal.SIGINT)
+        else:  # from another shell: SIGTERM to the foreground process, as for a detached one
+            stopped = ghostha("sandbox", "stop", cwd=tmp_path)
+            assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stderr
         out, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
     assert proc.returncode == 0, err
     assert "stopping the sandbox" in out and "Traceback" not in err
+    assert not list((_own_state_dir / "sandboxes").glob("*.json")), "its state file is removed"

@@ -105,16 +105,21 @@ def find(state_dir: Path, name: str) -> Running | None:
     )
 
 
+def write_state(path: Path, state: dict[str, Any]) -> None:
+    """Write a state file whole or not at all: a reader never sees half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state))
+    tmp.replace(path)
+
+
 def remember_config(running: Running, config: Path) -> None:
     """Note in the state file where the sandbox's config was written (for "already running" messages)."""
     try:
         data = json.loads(running.state_file.read_text())
     except (OSError, ValueError):
         return
-    data["config"] = str(config.resolve())
-    tmp = running.state_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(running.state_file)
+    write_state(running.state_file, {**data, "config": str(config.resolve())})
 
 
 def already_running(running: Running) -> GhosthaError:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from ghostha.sandbox import guard, hooks, lag, offerings, scaling
+from ghostha.sandbox import control, guard, hooks, lag, offerings, scaling
 from ghostha.sandbox.clock import SimClock
 from ghostha.sandbox.dataplane import DataPlane
 from ghostha.sandbox.seed import Seeded, seed
@@ -143,6 +143,15 @@ class Sandbox:
                 self.dataplane = None
             self.sim.health_checker = None
             self.sim.after_tasks = None
+
+    def state(self) -> dict[str, Any]:
+        """What a sandbox's state file holds (ghostha/sandbox/control.py reads it): this process, where it answers."""
+        return {
+            "pid": os.getpid(),
+            "endpoint": self.endpoint,
+            "seeded": self.seeded.to_dict() if self.seeded else None,
+            "site_url": self.site_url,
+        }
 
     @property
     def poll_seconds(self) -> float | None:
@@ -308,15 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())  # Ctrl-C at any moment from here stops it cleanly
     if args.state_file:
-        state = {
-            "pid": os.getpid(),
-            "endpoint": box.endpoint,
-            "seeded": box.seeded.to_dict() if box.seeded else None,
-            "site_url": box.site_url,
-        }
-        tmp = args.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        tmp.replace(args.state_file)
+        control.write_state(args.state_file, box.state())
     print(f"sandbox ready at {box.endpoint}", flush=True)
     done.wait()  # the process exits below: the kernel closes every listener of the data plane with it
     if args.state_file:
