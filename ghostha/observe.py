@@ -103,6 +103,7 @@ class Observed:
     ami_error: str | None = None
     lb_security_groups: tuple[Json, ...] = ()
     # what ghostha makes
+    stack_rules: tuple[Json, ...] = ()  # ingress rules tagged with the stack, in any security group (full only)
     cluster: Json | None = None
     launch_template: Json | None = None
     asg: Json | None = None
@@ -391,6 +392,7 @@ def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
             "load_balancer": lambda: _load_balancer_and_groups(aws, cfg.load_balancer.name),
             "subnets": lambda: _subnets(aws, cfg.network.subnets),
             "security_group": lambda: _security_group(aws, cfg.network.security_group),
+            "stack_rules": lambda: tagged_rules(aws, cfg.stack),
             "task_definition": lambda: _task_definition(aws, cfg.task.family),
             "instance_profile": lambda: _instance_profile(aws, cfg.cluster.instance_profile),
             "ami": lambda: _ami_architecture(aws, cfg.cluster.ami),
@@ -418,6 +420,7 @@ def observe(aws: Aws, cfg: Config, scope: str = "up") -> Observed:
         region=aws.region_name,
         subnets=got.get("subnets", ()),
         security_group=got.get("security_group"),
+        stack_rules=got.get("stack_rules", ()),
         load_balancer=lb,
         target_group=tg,
         target_health=health,
@@ -487,11 +490,14 @@ def _cluster_services(aws: Aws, cluster: str, configured: str) -> tuple[Json, ..
     return tuple(s for s in out if s.get("status") in ("ACTIVE", "DRAINING"))
 
 
-def _tagged_rules(aws: Aws, group_id: str, stack: str) -> tuple[Json, ...]:
-    resp = aws.client("ec2").describe_security_group_rules(
-        Filters=[{"Name": "group-id", "Values": [group_id]}, {"Name": f"tag:{TAG_KEY}", "Values": [stack]}]
-    )
-    return tuple(r for r in resp["SecurityGroupRules"] if not r.get("IsEgress"))
+def tagged_rules(aws: Aws, stack: str) -> tuple[Json, ...]:
+    """The stack's ingress rules in every security group: after a `network.security_group` change the old group
+    still holds the one ghostha added there."""
+    rules: list[Json] = []
+    pages = aws.client("ec2").get_paginator("describe_security_group_rules")
+    for page in pages.paginate(Filters=[{"Name": f"tag:{TAG_KEY}", "Values": [stack]}]):
+        rules += [r for r in page["SecurityGroupRules"] if not r.get("IsEgress")]
+    return tuple(rules)
 
 
 def _family_revisions(aws: Aws, family: str, status: str) -> list[str]:
@@ -566,7 +572,7 @@ def observe_teardown(aws: Aws, cfg: Config) -> Inventory:
             "asg": lambda: _asg(aws, cfg.asg_name),
             "launch_template": lambda: _launch_template(aws, cfg.launch_template_name),
             "container_instances": lambda: maybe(lambda: cluster_instances(aws, cfg.cluster.name)) or (),
-            "sg_rules": lambda: _tagged_rules(aws, cfg.network.security_group, cfg.stack),
+            "sg_rules": lambda: tagged_rules(aws, cfg.stack),
             "revisions": lambda: _revisions(aws, cfg.task.family, cfg.stack),
             "load_balancer": lambda: _load_balancer(aws, cfg.load_balancer.name),
             "target_group": lambda: _target_group(aws, cfg.load_balancer.target_group),

@@ -73,6 +73,7 @@ def plan_up(cfg: Config, obs: Observed, replace_service: bool = False) -> Plan:
         *wait_instances,
         *svc.steps,
         *roll,
+        *ingress_rule.stale(cfg, obs),
     ]
     return Plan(tuple(steps), tuple(warnings), tuple(svc.notes))
 

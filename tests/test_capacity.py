@@ -33,6 +33,18 @@ def healthy_targets(box: Sandbox) -> int:
     return sum(1 for t in targets(box) if t["TargetHealth"]["State"] == "healthy")
 
 
+class HealthyWatch:
+    """The runtime's sleep: lets simulated time pass, keeping the fewest healthy targets seen at any poll."""
+
+    def __init__(self, box: Sandbox) -> None:
+        self.box = box
+        self.lowest = healthy_targets(box)
+
+    def __call__(self, seconds: float) -> None:
+        self.lowest = min(self.lowest, healthy_targets(self.box))
+        self.box.advance(seconds)
+
+
 def test_instance_type_change_replaces_instances_one_at_a_time_keeping_the_service(
     box: Sandbox, deployed: Path, tmp_path: Path
 ) -> None:
@@ -40,21 +52,15 @@ def test_instance_type_change_replaces_instances_one_at_a_time_keeping_the_servi
     service's minimum healthy / maximum percent, so the blog keeps at least 3 of 6 healthy targets throughout."""
     before = {i["InstanceId"] for i in group_instances(box)}
     cfg = write_config(box, tmp_path / "medium.yaml", **{"cluster.instance_type": "t3.medium"})
-    lowest = 6
-
-    def sleep(seconds: float) -> None:
-        nonlocal lowest
-        lowest = min(lowest, healthy_targets(box))
-        box.advance(seconds)
-
-    ran = up(box, cfg, sleep=sleep)
+    watch = HealthyWatch(box)
+    ran = up(box, cfg, sleep=watch)
     assert ran.exit_code == 0, ran.out + ran.err
     assert "instance type t3.small → t3.medium" in ran.out and "replace-instances" in ran.out
     after = group_instances(box)
     assert len(after) == 2 and not {i["InstanceId"] for i in after} & before, "both old instances replaced"
     assert {i["InstanceType"] for i in ec2_instances(box, [i["InstanceId"] for i in after])} == {"t3.medium"}
     assert len(container_instances(box)) == 2
-    assert lowest >= 3, f"healthy targets fell to {lowest} (minimum healthy is 3 of 6)"
+    assert watch.lowest >= 3, f"healthy targets fell to {watch.lowest} (minimum healthy is 3 of 6)"
     svc = describe_service(box)
     assert svc["runningCount"] == 6
     groups = box.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=["ghost-ha-ecs"])
@@ -211,3 +217,59 @@ def test_teardown_still_shows_and_waits_for_a_service_already_deleted(box: Sandb
     row = next(line for line in ran.out.splitlines() if "ECS service" in line)
     assert "ghost" in row and "delete" in row
     assert box.client("ecs").describe_clusters(clusters=["ghost-ha"])["clusters"][0]["status"] == "INACTIVE"
+
+
+def stack_rules(box: Sandbox) -> dict[str, list[str]]:
+    """The ingress rules tagged with the stack, by security group."""
+    rules = box.client("ec2").describe_security_group_rules(
+        Filters=[{"Name": "tag:ghostha:stack", "Values": ["ghost-ha"]}]
+    )["SecurityGroupRules"]
+    by_group: dict[str, list[str]] = {}
+    for r in rules:
+        by_group.setdefault(r["GroupId"], []).append(r["SecurityGroupRuleId"])
+    return by_group
+
+
+def another_instance_group(box: Sandbox) -> str:
+    """A second instance security group in the VPC, admitting the ALB on port 80 as the seeded one does."""
+    assert box.seeded is not None
+    ec2 = box.client("ec2")
+    gid = str(ec2.create_security_group(GroupName="ghost-new", Description="new", VpcId=box.seeded.vpc_id)["GroupId"])
+    port80 = {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": box.seeded.alb_sg}]}
+    ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[port80])
+    return gid
+
+
+def test_a_new_security_group_moves_the_rule_once_the_instances_moved(
+    box: Sandbox, deployed: Path, tmp_path: Path
+) -> None:
+    """The rule ghostha added to the old group is revoked after the instances left it, never before (the ALB
+    keeps its way to every running task), and a second `up` has nothing to change."""
+    assert box.seeded is not None
+    old = box.seeded.instance_sg
+    assert list(stack_rules(box)) == [old]
+    new = another_instance_group(box)
+    cfg = write_config(box, tmp_path / "new.yaml", **{"network.security_group": new})
+    dry = run_cli(box, ["--config", str(cfg), "up", "--dry-run"])
+    lines = dry.out.splitlines()
+    revoke = next(i for i, line in enumerate(lines) if "revoke-ingress" in line)
+    assert old in lines[revoke] and "no longer network.security_group" in dry.out
+    assert revoke > next(i for i, line in enumerate(lines) if "replace-instances" in line), "revoked last"
+    watch = HealthyWatch(box)
+    ran = up(box, cfg, sleep=watch)
+    assert ran.exit_code == 0, ran.out + ran.err
+    assert list(stack_rules(box)) == [new], "the old group keeps none of ghostha's rules"
+    assert watch.lowest >= 3, f"healthy targets fell to {watch.lowest}"
+    again = up(box, cfg)
+    assert again.exit_code == 0 and "nothing to change" in again.out
+
+
+def test_teardown_revokes_the_stacks_rule_in_a_group_the_config_no_longer_names(
+    box: Sandbox, deployed: Path, tmp_path: Path
+) -> None:
+    assert box.seeded is not None
+    cfg = write_config(box, tmp_path / "new.yaml", **{"network.security_group": another_instance_group(box)})
+    ran = run_cli(box, ["--config", str(cfg), "teardown", "--yes"], sleep=box.advance)
+    assert ran.exit_code == 0, ran.out + ran.err
+    assert box.seeded.instance_sg in ran.out
+    assert stack_rules(box) == {}, "teardown deletes every rule ghostha added, wherever it is"

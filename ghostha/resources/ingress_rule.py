@@ -1,9 +1,12 @@
 """The security-group rule that lets the ALB reach the dynamic host ports: TCP 32768-65535 from each of the
 load balancer's security groups into the instances' group, described and tagged. Skipped when a rule already
-covers the agent's range 32768-60999 (the user may have added one); teardown revokes only the tagged rule.
+covers the agent's range 32768-60999 (the user may have added one); teardown revokes only the tagged rules, in
+whichever group they are, and `up` revokes those left in a group that is no longer `network.security_group`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from ghostha.config import Config
 from ghostha.observe import Inventory, Json, Observed
@@ -66,20 +69,39 @@ def plan(cfg: Config, obs: Observed) -> list[Step]:
     return steps
 
 
+def _revoke(group: str, rule_ids: list[str], why: str) -> Step:
+    return Step(
+        "revoke-ingress",
+        f"security group {group}",
+        f"rules {', '.join(rule_ids)}{why}",
+        "ec2",
+        "revoke_security_group_ingress",
+        {"GroupId": group, "SecurityGroupRuleIds": rule_ids},
+    )
+
+
+def _by_group(rules: Iterable[Json]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for r in rules:
+        groups.setdefault(str(r["GroupId"]), []).append(str(r["SecurityGroupRuleId"]))
+    return groups
+
+
+def stale(cfg: Config, obs: Observed) -> list[Step]:
+    """Revoke the stack's rules in groups that are no longer `network.security_group`. They come last in `up`,
+    after the instances moved to the configured group, so the ALB never loses its way to a running task."""
+    old = _by_group(r for r in obs.stack_rules if r.get("GroupId") != cfg.network.security_group)
+    return [_revoke(group, ids, " (no longer network.security_group)") for group, ids in sorted(old.items())]
+
+
 def teardown(cfg: Config, inv: Inventory, keep: str | None) -> tuple[list[Item], list[Step]]:
-    rule_ids = [r["SecurityGroupRuleId"] for r in inv.sg_rules]
-    if not rule_ids:
-        return [], []
-    label = f"{cfg.network.security_group}: {', '.join(rule_ids)}"
-    if keep:
-        return [Item("security-group rule", label, "leave", keep)], []
-    return [Item("security-group rule", label, "delete", "added by ghostha")], [
-        Step(
-            "revoke-ingress",
-            f"security group {cfg.network.security_group}",
-            f"rules {', '.join(rule_ids)}",
-            "ec2",
-            "revoke_security_group_ingress",
-            {"GroupId": cfg.network.security_group, "SecurityGroupRuleIds": rule_ids},
-        )
-    ]
+    items: list[Item] = []
+    steps: list[Step] = []
+    for group, rule_ids in sorted(_by_group(inv.sg_rules).items()):
+        label = f"{group}: {', '.join(rule_ids)}"
+        if keep:
+            items.append(Item("security-group rule", label, "leave", keep))
+            continue
+        items.append(Item("security-group rule", label, "delete", "added by ghostha"))
+        steps.append(_revoke(group, rule_ids, ""))
+    return items, steps
