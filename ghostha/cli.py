@@ -94,6 +94,15 @@ class App:
             cfg = load(self.config_path)
             endpoint = self.endpoint_url or cfg.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
             self._config = advice.apply(cfg, endpoint)
+            told = {
+                k: getattr(self._config, k)
+                for k in sorted(cfg.advisable)
+                if getattr(self._config, k) != getattr(cfg, k)
+            }
+            if self.verbose and endpoint and told:
+                from ghostha import render
+
+                render.advice_taken(self.runtime.err_console(), endpoint, told)
         return self._config
 
     def aws(self) -> Aws:

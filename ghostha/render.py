@@ -273,6 +273,14 @@ def aws_call(console: Console, call: AwsCall) -> None:
     console.print(Text(line, style="dim"), soft_wrap=True)
 
 
+def advice_taken(console: Console, endpoint: str, told: dict[str, Any]) -> None:
+    """-v: the runtime keys a stand-in endpoint advised (ghostha/advice.py), on the stderr console."""
+    values = ", ".join(f"{k}={v}" for k, v in told.items())
+    console.print(
+        Text(f"advice: {endpoint} advises {values} (the config leaves them out)", style="dim"), soft_wrap=True
+    )
+
+
 def init_written(console: Console, path: Path | None, draft: Draft) -> None:
     """What `init` wrote, and the next step."""
     where = f"account {draft.account} in {draft.region}" if draft.account else str(draft.region)

@@ -116,6 +116,10 @@ def test_the_sandbox_advises_its_stand_ins_url_and_up_status_use_it(box: Sandbox
         cfg = write_config(box, tmp_path / "g.yaml", poll_seconds=None)
         ran = run_cli(box, ["--config", str(cfg), "status", "--json"])
         assert json.loads(ran.out)["site_url"] == box.site_url
+        assert "advice" not in ran.err
+        told = run_cli(box, ["-v", "--config", str(cfg), "status", "--json"])
+        assert f"advice: {box.endpoint} advises site_url={box.site_url}" in told.err, "-v says where it came from"
+        assert json.loads(told.out)["site_url"] == box.site_url, "stdout stays JSON"
     finally:
         box.stop_dataplane()
 
