@@ -100,6 +100,10 @@ def _check_target_groups(self: Any, load_balancers: list[dict[str, Any]], task_d
             )
 
 
+def _binpack_first(strategy: list[dict[str, Any]]) -> bool:
+    return bool(strategy) and strategy[0].get("type") == "binpack"
+
+
 def create_service(self: Any) -> Any:
     cluster = self.ecs_backend._get_cluster(self._get_param("cluster", "default"))
     name = self._get_param("serviceName")
@@ -121,6 +125,11 @@ def create_service(self: Any) -> Any:
     }
     svc.health_check_grace_period_seconds = self._get_param("healthCheckGracePeriodSeconds") or 0
     svc.enable_ecs_managed_tags = bool(self._get_param("enableECSManagedTags"))
+    # CreateService: "when no value is specified for AvailabilityZoneRebalancing, Amazon ECS defaults the value to
+    # ENABLED" (services that are not compatible, such as binpack ones, default to DISABLED)
+    svc.availability_zone_rebalancing = self._get_param("availabilityZoneRebalancing") or (
+        "DISABLED" if _binpack_first(svc.placement_strategy) else "ENABLED"
+    )
     svc.running_count = svc.pending_count = 0
     svc.events = []
     svc.deployments = [new_deployment(svc, svc.task_definition, clock)] if svc.task_definition else []
@@ -146,6 +155,9 @@ def update_service(self: Any) -> Any:
         svc.health_check_grace_period_seconds = int(p["healthCheckGracePeriodSeconds"])
     if p.get("placementStrategy") is not None:
         svc.placement_strategy = p["placementStrategy"]
+    if p.get("availabilityZoneRebalancing"):
+        # UpdateService: without a value the service keeps its own; the change "doesn't trigger a new deployment"
+        svc.availability_zone_rebalancing = p["availabilityZoneRebalancing"]
     new_td = svc.task_definition
     if p.get("taskDefinition"):
         new_td = self.ecs_backend.describe_task_definition(p["taskDefinition"]).arn

@@ -600,6 +600,11 @@ class Simulator:
             tasks = [t for t in tasks if t not in gone]
             new = [t for t in new if t not in gone]
 
+        # Availability Zone rebalancing: start tasks in the short AZs, stop them in the long ones
+        moved = self._rebalance(ec2, ecs, elbv2, svc, primary, tasks, new, condemned, max_total, now)
+        tasks = [t for t in tasks if t not in moved]
+        new = [t for t in new if t not in moved]
+
         # stop what is too much: old deployments first (keeping minimum healthy), then surplus new tasks
         healthy = [t for t in tasks if self._is_healthy(elbv2, svc, t)]
         new_healthy = [t for t in new if t in healthy]
@@ -614,7 +619,7 @@ class Simulator:
                 stopped.append(task)
         keep = [t for t in new if t not in condemned]  # the condemned go above, with their own reason
         surplus = len(keep) - desired
-        if surplus > 0:
+        if surplus > 0 and not getattr(svc, "sim_rebalancing", False):
             for task in sorted(keep, key=lambda t: (t in healthy, -getattr(t, "sim_created", 0)))[:surplus]:
                 self.stop_task(ecs, task, reason)
                 stopped.append(task)
@@ -680,6 +685,106 @@ class Simulator:
             svc.task_definition = good
             self.event(svc, f"(service {svc.name}) rolling back to deployment {back['id']}.")
 
+    # --- Availability Zone rebalancing -------------------------------------------------------------------
+
+    def _rebalance(
+        self,
+        ec2: Any,
+        ecs: Any,
+        elbv2: Any,
+        svc: Any,
+        primary: dict[str, Any],
+        tasks: list[Any],
+        new: list[Any],
+        condemned: dict[Any, str],
+        max_total: int,
+        now: float,
+    ) -> list[Any]:
+        """ECS developer guide, "Balancing an Amazon ECS service across Availability Zones": once the service has
+        reached a steady state, an uneven spread of its tasks over the AZs of its cluster's instances starts a
+        rebalancing: an event, tasks started in the AZs with the fewest tasks (within maximum percent), tasks
+        stopped in the AZs with the most once the new ones are healthy, and an event when it is balanced. Not
+        while a deployment runs, nor unless the service's first placement strategy spreads by AZ. Returns the
+        tasks it stopped (tasks it started are added to `tasks` and `new`)."""
+        rebalancing = bool(getattr(svc, "sim_rebalancing", False))
+        if getattr(svc, "availability_zone_rebalancing", "DISABLED") != "ENABLED" or not _az_spread_first(svc):
+            svc.sim_rebalancing = False
+            return []
+        if len(svc.deployments) > 1 or primary.get("rolloutState") == "FAILED" or condemned:
+            return []  # a deployment or unhealthy tasks come first; rebalancing resumes after
+        desired = int(svc.desired_count)
+        azs = sorted(
+            {
+                str(ci.attributes.get("ecs.availability-zone", ""))
+                for ci in ecs.container_instances.get(svc.cluster_name, {}).values()
+                if ci.status == "ACTIVE" and ci.agent_connected
+            }
+        )
+        live = [t for t in new if t.availability_zone in azs]
+        count = {az: sum(1 for t in live if t.availability_zone == az) for az in azs}
+        healthy = {t for t in live if self._is_healthy(elbv2, svc, t)}
+        if len(azs) < 2 or desired < 2:
+            svc.sim_rebalancing = False
+            return []
+        if not rebalancing:
+            even = max(count.values()) - min(count.values()) <= 1
+            if even or not svc.sim_steady or len(live) != desired or len(healthy) != desired:
+                return []
+            self.event(
+                svc,
+                f"service ({svc.name}) is not AZ balanced with {_az_counts(count, every=False)}. "
+                "AZ Rebalancing in progress.",
+            )
+            svc.sim_rebalancing = True
+            svc.sim_steady = False
+        target = _balanced(count, desired)
+        # start: in the AZs short of their share, within maximum percent
+        started: dict[str, list[Any]] = {}
+        for az in azs:
+            while count[az] < target[az] and len(tasks) < max_total:
+                task = self._place(ec2, ecs, svc, primary, now, az=az)
+                if task is None:
+                    self.event(
+                        svc,
+                        f"service ({svc.name}) is unable to place a task in {az} because no container instance "
+                        "met all of its requirements.",
+                    )
+                    break
+                started.setdefault(az, []).append(task)
+                count[az] += 1
+                tasks.append(task)
+                new.append(task)
+                live.append(task)
+        for az, ts in started.items():
+            ids = ", ".join(t.id for t in ts)
+            self.event(svc, f"{svc.name} has started {len(ts)} tasks in {az} to AZ Rebalance: {ids}.")
+        # stop: in the AZs over their share, never leaving fewer healthy tasks than desired; with no room to
+        # start any (maximum percent), one at a time within minimum healthy percent
+        dc = getattr(svc, "deployment_configuration", None) or {}
+        min_healthy = math.ceil(desired * int(dc.get("minimumHealthyPercent", 100)) / 100)
+        no_room = len(tasks) >= max_total and all(t in healthy for t in live)
+        stopped: dict[str, list[Any]] = {}
+        for az in sorted(azs, key=lambda a: target[a] - count[a]):
+            mine = sorted((t for t in live if t.availability_zone == az), key=lambda t: (t in healthy, -t.sim_created))
+            for task in mine:
+                if count[az] <= target[az]:
+                    break
+                left = len(healthy) - (1 if task in healthy else 0)
+                if left < desired and not (no_room and left >= min_healthy and not stopped):
+                    break
+                self.stop_task(ecs, task, f"Task stopped due to AZ rebalancing ({az})")
+                stopped.setdefault(az, []).append(task)
+                count[az] -= 1
+                live.remove(task)
+                healthy.discard(task)
+        for az, ts in stopped.items():
+            ids = ", ".join(t.id for t in ts)
+            self.event(svc, f"{svc.name} has stopped {len(ts)} running tasks in {az} due to AZ rebalancing: {ids}.")
+        if count == target and len(live) == desired and all(t in healthy for t in live):
+            self.event(svc, f"service ({svc.name}) is AZ balanced with {_az_counts(count, every=True)}.")
+            svc.sim_rebalancing = False
+        return [t for ts in stopped.values() for t in ts]
+
     # --- placement ---------------------------------------------------------------------------------------
 
     def fits(self, ec2: Any, ecs: Any, cluster_name: str, needs: Needs) -> tuple[list[Any], list[tuple[Any, str]]]:
@@ -709,7 +814,7 @@ class Simulator:
                 cands.append((ci, inst, on, ports))
         return cands, misfits
 
-    def _place(self, ec2: Any, ecs: Any, svc: Any, dep: dict[str, Any], now: float) -> Any:
+    def _place(self, ec2: Any, ecs: Any, svc: Any, dep: dict[str, Any], now: float, az: str | None = None) -> Any:
         cluster = ecs.clusters.get(svc.cluster_name)
         if cluster is None:
             return None
@@ -717,6 +822,10 @@ class Simulator:
         needs = task_needs(td)
         live = self._live_tasks(ecs, svc.cluster_name)
         cands, misfits = self.fits(ec2, ecs, svc.cluster_name, needs)
+        if az is not None:  # AZ rebalancing places in one AZ, and says so itself when it cannot
+            cands = [c for c in cands if c[0].attributes.get("ecs.availability-zone") == az]
+            if not cands:
+                return None
         closest = misfits[0] if misfits else None
         if not cands:
             if closest is None:
@@ -875,6 +984,29 @@ class Simulator:
                         r["integerValue"] = mem - sum(n.memory for n in needs)
                     elif r["name"] == "PORTS":
                         r["stringSetValue"] = sorted(str(p) for p in self._used_ports(on))
+
+
+def _az_spread_first(svc: Any) -> bool:
+    """Does the service's first placement strategy spread by AZ (what AZ rebalancing works with)?"""
+    strategy = getattr(svc, "placement_strategy", None) or DEFAULT_STRATEGY
+    first = strategy[0]
+    return bool(first.get("type") == "spread" and first.get("field") == "attribute:ecs.availability-zone")
+
+
+def _balanced(count: dict[str, int], desired: int) -> dict[str, int]:
+    """Each AZ's share of `desired` tasks, as even as can be; the odd ones where most run now."""
+    base, extra = divmod(desired, len(count))
+    order = sorted(count, key=lambda az: (-count[az], az))
+    return {az: base + (1 if order.index(az) < extra else 0) for az in count}
+
+
+def _az_counts(count: dict[str, int], every: bool) -> str:
+    """'3 tasks in us-east-1a, 1 in us-east-1b, and 2 in us-east-1c' as ECS's AZ rebalancing events word it
+    ('N tasks in' each AZ once it is balanced); two AZs are joined by 'and'."""
+    parts = [f"{n} tasks in {az}" if every or i == 0 else f"{n} in {az}" for i, (az, n) in enumerate(count.items())]
+    if len(parts) <= 2:
+        return " and ".join(parts)
+    return ", ".join(parts[:-1]) + ", and " + parts[-1]
 
 
 def retire(ecs: Any, cluster_name: str, ci: Any, now: float) -> None:
