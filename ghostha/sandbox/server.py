@@ -198,6 +198,12 @@ class Sandbox:
         offerings.OFFERINGS.by_az = by_az
 
     @property
+    def unpullable_images(self) -> set[str]:
+        """Images no registry has (empty, the default): a task with one fails to start, as a failed pull does;
+        add an image name as the task definition gives it (see sim.py, `Simulator._pull_fails`)."""
+        return self.sim.unpullable_images
+
+    @property
     def endpoint(self) -> str:
         return f"http://{self.host}:{self.port}"
 
@@ -219,6 +225,7 @@ class Sandbox:
             hooks.load_managed_policies()
             lag.LAG.seconds = 0.0
             offerings.OFFERINGS.by_az = None
+            self.sim.unpullable_images.clear()
         self.seeded = seed(self.client, self.region) if seed_story else None
         if self.dataplane is not None:
             with self.lock:

@@ -23,6 +23,12 @@ Rules (each small and honest; times are simulated seconds):
 - A DRAINING container instance gets no new task; its PENDING service tasks stop at once and its RUNNING ones are
   replaced elsewhere like an old deployment's (replacements first within maximum percent, stops within minimum
   healthy percent). ACTIVE again, it is placeable again.
+- AZ rebalancing (availabilityZoneRebalancing ENABLED, the first placement strategy spreading by AZ): once steady,
+  a service whose tasks are unevenly spread over its cluster's AZs starts tasks in the short AZs (within maximum
+  percent) and stops them in the long ones once the new ones are healthy; not during a deployment.
+- Tasks whose image is in `unpullable_images` go PENDING → STOPPED (TaskFailedToStart, CannotPullContainerError);
+  they count as failed for the circuit breaker, and from the second such round in a row the service is throttled:
+  relaunches wait 30 s, doubling up to 27 minutes, until a task runs or a new task definition is deployed.
 - Auto Scaling (scaling.py): activities, failed launches, slow terminations and deletions; see that module.
 Service events are worded as ECS words them, newest first.
 """
@@ -66,6 +72,11 @@ PORTS_PROBLEM = "is already using a port required by your task"
 MEMORY_PROBLEM = "has insufficient memory available"
 CPU_PROBLEM = "has insufficient CPU units available"
 RETIRED_SECONDS = 3600.0  # a deregistered container instance stays describable (INACTIVE) this long
+# service throttle logic: after the second round of tasks that failed to start in a row, relaunches wait this long,
+# doubling each round, up to ECS's documented maximum of 27 minutes
+THROTTLE_FIRST_SECONDS = 30.0
+THROTTLE_MAX_SECONDS = 27 * 60.0
+THROTTLED = "is unable to consistently start tasks successfully."
 _CLUSTER_RE = re.compile(r"ECS_CLUSTER=([A-Za-z0-9_-]+)")
 
 
@@ -147,6 +158,8 @@ class Simulator:
         self.after_tasks: Callable[[], None] | None = None
         # deregistrations since the last pass, per service: its events are written once per pass, aggregated
         self._draining: dict[str, tuple[Any, int, dict[str, int]]] = {}
+        # images no registry has (the sandbox's switch, `Sandbox.unpullable_images`): their tasks fail to start
+        self.unpullable_images: set[str] = set()
 
     def instance(self, ec2: Any, instance_id: str) -> Any:
         """An EC2 instance by id (moto copies every reservation per lookup: index them once per pass)."""
@@ -264,6 +277,7 @@ class Simulator:
 
     def _tasks(self, ecs: Any, elbv2: Any, now: float) -> None:
         started: dict[str, tuple[Any, list[Any]]] = {}  # service ARN → tasks that turned RUNNING in this pass
+        failed: dict[str, Any] = {}  # service ARN → service, for services with a task that failed to start
         for cluster_name in list(ecs.tasks):
             for task in ecs.tasks[cluster_name].values():
                 stop_at = getattr(task, "sim_stop_at", None)
@@ -276,7 +290,14 @@ class Simulator:
                     task.sim_created = created = now
                     task.created_at = self.clock.at(now)
                     task.last_status = "PENDING"
-                if task.last_status == "PENDING" and now - created >= PULL_SECONDS:
+                if task.last_status == "PENDING" and now - created >= PULL_SECONDS and self._pull_fails(ecs, task, now):
+                    svc = self._service_of(ecs, task)
+                    if svc is not None:
+                        failed[svc.arn] = svc
+                        dep = next((d for d in svc.deployments if d["id"] == task.started_by), None)
+                        if dep is not None:
+                            dep["failedTasks"] = int(dep.get("failedTasks", 0)) + 1
+                elif task.last_status == "PENDING" and now - created >= PULL_SECONDS:
                     task.last_status = "RUNNING"
                     task.started_at = task.pull_stopped_at = self.clock.at(now)
                     task.sim_started = now
@@ -287,6 +308,44 @@ class Simulator:
                         started.setdefault(svc.arn, (svc, []))[1].append(task)
         for svc, tasks in started.values():
             self._register_targets(elbv2, svc, tasks)
+            svc.sim_fail_rounds, svc.sim_throttle_until = 0, None  # a task that runs ends the throttle
+        for svc in failed.values():
+            self._throttle(svc, now)
+
+    def _pull_fails(self, ecs: Any, task: Any, now: float) -> bool:
+        """A task whose image no registry has goes from PENDING straight to STOPPED, as the agent reports a failed
+        pull (stop code TaskFailedToStart, CannotPullContainerError)."""
+        if not self.unpullable_images:
+            return False
+        for cdef in task_definition(ecs, task).container_definitions:
+            image = str(cdef.get("image") or "")
+            if image in self.unpullable_images:
+                ref = docker_reference(image)
+                reason = (
+                    "CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to resolve "
+                    f"ref {ref}: {ref}: not found"
+                )
+                task.desired_status = "STOPPED"
+                task.stopped_reason = reason
+                task.stop_code = "TaskFailedToStart"
+                task.stopping_at = self.clock.at(now)
+                self._stopped(task, now)
+                for c in task.containers:
+                    if c.image == image:
+                        c.reason = reason
+                return True
+        return False
+
+    def _throttle(self, svc: Any, now: float) -> None:
+        """ECS developer guide, "Amazon ECS service throttle logic": tasks that repeatedly fail to start (PENDING to
+        STOPPED) make the scheduler wait longer between relaunches, up to 27 minutes, with an event. Each pass in which
+        tasks failed to start is a round; from the second round in a row on, the service is throttled."""
+        rounds = svc.sim_fail_rounds = int(getattr(svc, "sim_fail_rounds", 0) or 0) + 1
+        svc.sim_throttle_td = svc.deployments[0]["taskDefinition"] if svc.deployments else None
+        if rounds >= 2:
+            delay = min(THROTTLE_MAX_SECONDS, THROTTLE_FIRST_SECONDS * 2 ** (rounds - 2))
+            svc.sim_throttle_until = now + delay
+            self.event(svc, f"(service {svc.name}) {THROTTLED}")
 
     def _service_of(self, ecs: Any, task: Any) -> Any:
         arn = getattr(task, "sim_service", None)
@@ -558,9 +617,13 @@ class Simulator:
         sick = [t for t in new if t in condemned]
         good = [t for t in new if t not in condemned]
 
-        # launch tasks of the primary deployment (replacements of the condemned ones within maximum percent)
+        # launch tasks of the primary deployment (replacements of the condemned ones within maximum percent); a
+        # throttled service waits, and a new task definition ends the throttle at once
         launched: list[Any] = []
-        if primary.get("rolloutState") != "FAILED":
+        if getattr(svc, "sim_throttle_td", None) not in (None, primary["taskDefinition"]):
+            svc.sim_fail_rounds, svc.sim_throttle_until, svc.sim_throttle_td = 0, None, None
+        throttled = now < (getattr(svc, "sim_throttle_until", None) or 0.0)
+        if primary.get("rolloutState") != "FAILED" and not throttled:
             room = desired - len(good)
             if old or sick:
                 room = min(room, max_total - len(tasks))
@@ -984,6 +1047,17 @@ class Simulator:
                         r["integerValue"] = mem - sum(n.memory for n in needs)
                     elif r["name"] == "PORTS":
                         r["stringSetValue"] = sorted(str(p) for p in self._used_ports(on))
+
+
+def docker_reference(image: str) -> str:
+    """An image name as Docker resolves it: `ghost:5` is `docker.io/library/ghost:5`, no tag is `:latest`."""
+    first, _, rest = image.partition("/")
+    if not rest:
+        image = f"docker.io/library/{image}"
+    elif "." not in first and ":" not in first and first != "localhost":
+        image = f"docker.io/{image}"
+    name = image.rsplit("/", 1)[-1]
+    return image if ":" in name or "@" in name else f"{image}:latest"
 
 
 def _az_spread_first(svc: Any) -> bool:
