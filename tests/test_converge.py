@@ -182,6 +182,26 @@ def test_service_settings_are_updated_in_place_and_then_converged(
     assert again.exit_code == 0 and "nothing to change" in again.out
 
 
+def test_az_rebalancing_is_created_enabled_and_converged_when_turned_off(box: Sandbox, converged: Path) -> None:
+    """ghostha sets availabilityZoneRebalancing explicitly (ECS API Reference, UpdateService: "If the service never
+    had an AvailabilityZoneRebalancing value set, Amazon ECS treats this as DISABLED"), and `up` turns it back on
+    in place: "This parameter doesn't trigger a new service deployment." """
+    assert describe_service(box)["availabilityZoneRebalancing"] == "ENABLED"
+    box.client("ecs").update_service(cluster="ghost-ha", service="ghost", availabilityZoneRebalancing="DISABLED")
+    dry = run_cli(box, ["--config", str(converged), "up", "--dry-run"])
+    assert dry.exit_code == 0, dry.err
+    assert "AZ rebalancing DISABLED → ENABLED" in dry.out
+    start = len(box.requests)
+    ran = run_cli(box, ["--config", str(converged), "up", "--yes"])
+    assert ran.exit_code == 0, ran.err
+    assert mutating(box.requests[start:]) == [("ecs", "UpdateService")]
+    svc = describe_service(box)
+    assert svc["availabilityZoneRebalancing"] == "ENABLED"
+    assert len(svc["deployments"]) == 1
+    again = run_cli(box, ["--config", str(converged), "up", "--yes"])
+    assert again.exit_code == 0 and "nothing to change" in again.out
+
+
 def test_a_new_target_group_moves_the_tasks_there(box: Sandbox, converged: Path, tmp_path: Path) -> None:
     cfg = write_config(box, tmp_path / "changed.yaml", **{"load_balancer.target_group": _second_tg(box)})
     ran = run_cli(box, ["--config", str(cfg), "up", "--yes"])

@@ -1,5 +1,6 @@
 """The ECS service: `desired_count` tasks of the dynamic-port revision behind the target group, launch type EC2,
-spread by AZ then instance, circuit breaker with rollback, health-check grace period.
+spread by AZ then instance, circuit breaker with rollback, health-check grace period, Availability Zone rebalancing
+ENABLED (AWS's default for new services since 2025; a service created earlier, or turned off by hand, is converged).
 
 Whatever UpdateService accepts is updated in place (revision, desired count, deployment configuration with the
 circuit breaker, grace period, placement strategy, load balancers). What it cannot change (the role, the launch
@@ -46,6 +47,7 @@ class ServiceSpec:
     maximum_percent: int
     circuit_breaker: tuple[bool, bool]
     grace_seconds: int
+    az_rebalancing: str
 
 
 LABELS = {
@@ -59,6 +61,7 @@ LABELS = {
     "maximum_percent": "maximum percent",
     "circuit_breaker": "circuit breaker (enable, rollback)",
     "grace_seconds": "health-check grace period",
+    "az_rebalancing": "AZ rebalancing",
 }
 REPLACE = frozenset({"launch_type", "role"})
 
@@ -77,6 +80,9 @@ def desired(cfg: Config, obs: Observed, task_definition: str | Ref) -> ServiceSp
         maximum_percent=s.maximum_percent,
         circuit_breaker=(True, True),
         grace_seconds=s.health_check_grace_seconds,
+        # ECS moves tasks back to an AZ that lost its instance once it has one again, so the blog does not stay on
+        # one AZ after an instance is replaced; always on (no config key: a stack of two AZs always wants it)
+        az_rebalancing="ENABLED",
     )
 
 
@@ -107,6 +113,9 @@ def actual(svc: Json) -> ServiceSpec:
         maximum_percent=int(dc.get("maximumPercent", 200)),
         circuit_breaker=(bool(breaker.get("enable")), bool(breaker.get("rollback"))),
         grace_seconds=int(svc.get("healthCheckGracePeriodSeconds") or 0),
+        # UpdateService: "If the service never had an AvailabilityZoneRebalancing value set, Amazon ECS treats this
+        # as DISABLED"
+        az_rebalancing=str(svc.get("availabilityZoneRebalancing") or "DISABLED"),
     )
 
 
@@ -138,6 +147,7 @@ def create_params(cfg: Config, spec: ServiceSpec, name: str) -> Json:
         "placementStrategy": [{"type": t, "field": f} for t, f in spec.placement_strategy],
         "deploymentConfiguration": _deployment_configuration(spec),
         "healthCheckGracePeriodSeconds": spec.grace_seconds,
+        "availabilityZoneRebalancing": spec.az_rebalancing,
         "tags": ecs_tags(cfg),
         "propagateTags": "SERVICE",
         "enableECSManagedTags": True,
@@ -168,6 +178,7 @@ _UPDATE_PARAMS: dict[str, Callable[[ServiceSpec], Json]] = {
     "maximum_percent": lambda s: {"deploymentConfiguration": _deployment_configuration(s)},
     "circuit_breaker": lambda s: {"deploymentConfiguration": _deployment_configuration(s)},
     "grace_seconds": lambda s: {"healthCheckGracePeriodSeconds": s.grace_seconds},
+    "az_rebalancing": lambda s: {"availabilityZoneRebalancing": s.az_rebalancing},
 }
 
 
@@ -237,7 +248,7 @@ def plan(cfg: Config, obs: Observed, task_definition: str | Ref, replace: bool) 
                 "create-service",
                 f"service {name}",
                 f"{want.desired_count} tasks behind {cfg.load_balancer.target_group}, spread by AZ then "
-                "instance, circuit breaker with rollback",
+                "instance, circuit breaker with rollback, AZ rebalancing",
                 "ecs",
                 "create_service",
                 create_params(cfg, want, name),
