@@ -172,7 +172,8 @@ def status_tables(report: dict[str, Any]) -> Group:
     svc = report["service"]
     if svc:
         t = _table(
-            f"service {svc['name']}", ("desired", "running", "pending", "revision", "min/max %", "grace s", "placement")
+            f"service {svc['name']}",
+            ("desired", "running", "pending", "revision", "min/max %", "grace s", "placement", "AZ rebalancing"),
         )
         _row(
             t,
@@ -183,6 +184,10 @@ def status_tables(report: dict[str, Any]) -> Group:
             f"{svc['minimum_healthy_percent']}/{svc['maximum_percent']}",
             svc["health_check_grace_seconds"],
             ", ".join(svc["placement_strategy"]) or "-",
+            plain(
+                f"{svc['az_rebalancing']}{' (in progress)' if svc['az_balance']['in_progress'] else ''}",
+                style="" if svc["az_rebalancing"] == "ENABLED" else "yellow",
+            ),
         )
         parts.append(t)
         d = _table("deployments", ("id", "status", "rollout", "revision", "running/desired", "failed"))

@@ -12,7 +12,7 @@ from typing import Any
 
 from ghostha.config import Config
 from ghostha.observe import Json, Observed
-from ghostha.waiting import primary_deployment, task_host_port
+from ghostha.waiting import THROTTLED, primary_deployment, task_host_port
 
 
 def _iso(value: Any) -> str | None:
@@ -42,6 +42,36 @@ def _resource(ci: Json, name: str, key: str = "remainingResources") -> int:
         if r.get("name") == name:
             return int(r.get("integerValue", 0))
     return 0
+
+
+# ECS's service event words (developer guide, "Track Amazon ECS Availability Zone rebalancing")
+REBALANCING = "is not AZ balanced"
+BALANCED = "is AZ balanced"
+STEADY = "has reached a steady state"
+
+
+def az_rebalancing(events: list[Json]) -> dict[str, Any]:
+    """From the service's events (newest first): is an AZ rebalancing in progress, and the event that says so."""
+    newest = next(
+        (e for e in events if REBALANCING in str(e.get("message")) or BALANCED in str(e.get("message"))), None
+    )
+    message = str(newest["message"]) if newest else None
+    return {
+        "in_progress": bool(message and REBALANCING in message),
+        "event": message,
+        "at": _iso((newest or {}).get("createdAt")),
+    }
+
+
+def throttled(events: list[Json]) -> str | None:
+    """ECS's throttle event when it is newer than the service's last steady state (its tasks still fail to start)."""
+    for e in events:
+        message = str(e.get("message"))
+        if STEADY in message:
+            return None
+        if THROTTLED in message:
+            return message
+    return None
 
 
 def report(cfg: Config, obs: Observed, events: int = 10) -> dict[str, Any]:
@@ -134,6 +164,9 @@ def report(cfg: Config, obs: Observed, events: int = 10) -> dict[str, Any]:
             "minimum_healthy_percent": dc.get("minimumHealthyPercent"),
             "maximum_percent": dc.get("maximumPercent"),
             "health_check_grace_seconds": svc.get("healthCheckGracePeriodSeconds"),
+            "az_rebalancing": svc.get("availabilityZoneRebalancing") or "DISABLED",
+            "az_balance": az_rebalancing(svc.get("events") or []),
+            "throttled": throttled(svc.get("events") or []),
         }
 
     per_instance = Counter(t["instance_id"] for t in tasks if t["last_status"] == "RUNNING")
@@ -171,7 +204,7 @@ def report(cfg: Config, obs: Observed, events: int = 10) -> dict[str, Any]:
                 "reason": t.get("stoppedReason"),
                 "stopped_at": _iso(t.get("stoppedAt")),
             }
-            for t in sorted(obs.stopped_tasks, key=lambda t: str(t.get("stoppedAt") or ""), reverse=True)[:events]
+            for t in _newest_first(obs.stopped_tasks)[:events]
         ],
         "spread": {"per_instance": dict(per_instance), "per_az": dict(per_az), "warning": spread_warning},
     }
@@ -205,11 +238,25 @@ def _verdict(
     bad = [t for t in current if t["health"] != "healthy"]
     if bad:
         reasons.append(f"{len(bad)} of {len(current)} targets not healthy")
+    if service["throttled"]:
+        newest = next(
+            (t.get("stoppedReason") for t in _newest_first(obs.stopped_tasks) if t.get("stoppedReason")), None
+        )
+        reasons.append(
+            "tasks keep failing to start, and ECS throttles their launches"
+            + (f" (newest stopped task: {newest})" if newest else "")
+        )
     if len(service["deployments"]) > 1 and not reasons:
         reasons.append("a deployment is in progress")
+    if service["az_balance"]["in_progress"] and not reasons:
+        reasons.append("AZ rebalancing in progress")
     healthy = not reasons and len(good) >= desired
     return (
         ("HEALTHY" if healthy else "DEGRADED"),
         ("; ".join(reasons) or f"{len(good)} of {desired} tasks healthy"),
         healthy,
     )
+
+
+def _newest_first(tasks: Any) -> list[Json]:
+    return sorted(tasks, key=lambda t: str(t.get("stoppedAt") or ""), reverse=True)

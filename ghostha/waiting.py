@@ -19,6 +19,8 @@ from ghostha.errors import AwsError, RolloutFailed, WaitTimeout
 from ghostha.observe import Json, chunks, cluster_instances, maybe, service_tasks
 
 T = TypeVar("T")
+# ECS's event for a service whose tasks keep failing to start (developer guide, "Amazon ECS service throttle logic")
+THROTTLED = "is unable to consistently start tasks successfully"
 
 
 class Progress(Protocol):
@@ -194,6 +196,11 @@ def wait_service(
                     progress.event(e["message"])
                     fresh_events.append(e["message"])
         first = False
+        throttle = next((m for m in fresh_events if THROTTLED in m), None)
+        if throttle is not None:
+            # ECS developer guide, "Amazon ECS service throttle logic": tasks go PENDING → STOPPED again and again;
+            # ECS keeps retrying, ever more slowly (up to 27 minutes apart): waiting longer does not help
+            raise _failed(aws, cfg, svc, f"service {cfg.service.name} cannot start its tasks: {throttle}")
         deployments = {d["id"]: d for d in svc.get("deployments", [])}
         mine = deployments.get(deployment_id)
         primary = primary_deployment(svc)
@@ -420,6 +427,7 @@ def _failed(aws: Aws, cfg: Config, svc: Json, message: str) -> RolloutFailed:
     """The failure with what explains it: newest service events and stopped tasks' reasons."""
     ecs = aws.client("ecs")
     details = [f"event: {e['message']}" for e in svc.get("events", [])[:5]]
+    stopped: list[Json] = []
     arns = (
         maybe(lambda: ecs.list_tasks(cluster=cfg.cluster.name, serviceName=cfg.service.name, desiredStatus="STOPPED"))
         or {}
@@ -431,12 +439,25 @@ def _failed(aws: Aws, cfg: Config, svc: Json, message: str) -> RolloutFailed:
             r = t.get("stoppedReason") or "no reason given"
             reasons[r] = reasons.get(r, 0) + 1
         details += [f"stopped task ({n}x): {r}" for r, n in sorted(reasons.items(), key=lambda x: -x[1])[:5]]
-    return RolloutFailed(
-        message,
-        hint="the events above say why; common causes: the instances' security group not admitting the ALB on the "
+    return RolloutFailed(message, hint=failure_hint(stopped), details=details)
+
+
+def failure_hint(stopped: list[Json]) -> str:
+    """What to do, from how the service's tasks stopped: tasks that never ran (an image that cannot be pulled, a
+    container that cannot start) are not a network problem."""
+    reasons = [str(t.get("stoppedReason") or "") for t in stopped]
+    if any(r.startswith("CannotPullContainerError") for r in reasons):
+        return (
+            "the instances cannot pull the task's image: check the image name and tag in the family's latest "
+            "revision (`ghostha up` copies it; register a revision whose image exists), and that the instances "
+            "can reach the registry; then run `ghostha up` again"
+        )
+    if any(t.get("stopCode") == "TaskFailedToStart" for t in stopped):
+        return "the tasks stop before they run: the stopped tasks' reasons above say why; fix it, then `ghostha up`"
+    return (
+        "the events above say why; common causes: the instances' security group not admitting the ALB on the "
         "dynamic ports (`ghostha up` restores ghostha's rule), or the ALB's security group not letting traffic out "
-        "to them (`ghostha doctor` names the rule to add)",
-        details=details,
+        "to them (`ghostha doctor` names the rule to add)"
     )
 
 

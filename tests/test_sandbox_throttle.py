@@ -27,12 +27,14 @@ from tests.conftest import (
 THROTTLED = "(service ghost) is unable to consistently start tasks successfully."
 
 
-def _bad_revision(box: Sandbox, image: str = "ghost:no-such-tag") -> str:
-    """The host-port-0 revision with an image the sandbox's registry does not have."""
+def bad_revision(box: Sandbox, host_port: int = 0, image: str = "ghost:no-such-tag") -> str:
+    """The family's next revision, as its latest but with `host_port` and an image the sandbox's registry does not
+    have."""
     box.unpullable_images.add(image)
     ecs = box.client("ecs")
-    td = ecs.describe_task_definition(taskDefinition=dynamic_revision(box))["taskDefinition"]
+    td = ecs.describe_task_definition(taskDefinition="ghost")["taskDefinition"]
     td["containerDefinitions"][0]["image"] = image
+    td["containerDefinitions"][0]["portMappings"][0]["hostPort"] = host_port
     return str(
         ecs.register_task_definition(
             family="ghost",
@@ -62,7 +64,7 @@ def test_a_task_whose_image_cannot_be_pulled_goes_from_pending_to_stopped(box: S
     TaskFailedToStart (ECS API Reference, Task.stopCode)."""
     capacity(box)
     settle(box, 30)
-    service(box, _bad_revision(box), count=2, breaker=False)
+    service(box, bad_revision(box), count=2, breaker=False)
     seen = set()
     for _ in range(6):
         box.advance(5)
@@ -88,7 +90,7 @@ def test_a_service_whose_tasks_keep_failing_to_start_is_throttled_up_to_27_minut
     service from retrying." """
     capacity(box)
     settle(box, 30)
-    service(box, _bad_revision(box), count=2, breaker=False)
+    service(box, bad_revision(box), count=2, breaker=False)
     settle(box, 2 * 3600, step=10)
     messages = [e["message"] for e in describe_service(box)["events"]]
     assert THROTTLED in messages
@@ -107,7 +109,7 @@ def test_a_new_task_definition_ends_the_throttle_at_once(box: Sandbox) -> None:
     settle(box, 30)
     open_dynamic_ports(box)
     good = dynamic_revision(box)  # ghost:5, which the registry has
-    service(box, _bad_revision(box), count=2, breaker=False)
+    service(box, bad_revision(box), count=2, breaker=False)
     settle(box, 600, step=10)
     assert THROTTLED in [e["message"] for e in describe_service(box)["events"]]
     good = copy_revision(box, good)
@@ -142,7 +144,7 @@ def test_the_circuit_breaker_counts_tasks_that_fail_to_start_and_rolls_back(box:
     good = dynamic_revision(box)
     service(box, good, count=4)
     settle(box, 120)
-    bad = _bad_revision(box)
+    bad = bad_revision(box)
     box.client("ecs").update_service(cluster="ghost-ha", service="ghost", taskDefinition=bad)
     settle(box, 600)
     svc = describe_service(box)
