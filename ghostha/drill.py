@@ -365,6 +365,12 @@ class Watch:
                 self.note(at, f"replacement target {t['instance_id']}:{t['host_port']} {t['health']}")
             if t["health"] == "healthy" and self.healthy_at is None:
                 self.healthy_at = at
+        # ECS's AZ rebalancing (the lost AZ's replacement instance gets its share of tasks back): each new event
+        balance = str(((rep.get("service") or {}).get("az_balance") or {}).get("event") or "")
+        if "az-balance" not in self.seen:
+            self.seen["az-balance"] = balance  # what was there before the drill is not part of it
+        elif self.changed("az-balance", balance):
+            self.note(at, f"AZ rebalancing: {balance}")
         replaced = self.new_instance or self.prepared.kind == "task"
         if stopped and replaced and rep["healthy"] and self.healthy_at is not None and self.steady_at is None:
             self.steady_at = at

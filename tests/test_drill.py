@@ -248,6 +248,36 @@ def test_instance_kill_replaces_its_three_tasks_on_the_groups_new_instance(
         assert report["verdict"] == "PASS"
 
 
+def test_instance_kill_on_roomy_instances_rebalances_the_azs_when_the_new_instance_arrives(
+    live: Sandbox, tmp_path: Path
+) -> None:
+    """With room for all six tasks on one instance (t3.medium), the victim's tasks move to the survivor; when the
+    group's new instance registers in the lost AZ, ECS's AZ rebalancing moves three back (ECS developer guide,
+    "Balancing an Amazon ECS service across Availability Zones":
+    https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-rebalancing.html). The drill's timeline shows
+    the rebalancing events, and the service is steady only once it is balanced again."""
+    short_draining(live)
+    assert live.site_url is not None
+    cfg = write_config(live, tmp_path / "g.yaml", site_url=live.site_url, **{"cluster.instance_type": "t3.medium"})
+    ran = run_cli(live, ["--config", str(cfg), "up", "--yes"])
+    assert ran.exit_code == 0, ran.err
+    code, report, err = drill(live, cfg, "--yes", "--kill", "instance", "--max-failed-requests", "1000")
+    assert code == 0, err
+    at = {e["event"]: e["at_seconds"] for e in report["timeline"]}
+    started = next(v for k, v in at.items() if k.startswith("AZ rebalancing: service (ghost) is not AZ balanced"))
+    done = next(
+        (k, v) for k, v in at.items() if k.startswith("AZ rebalancing: service (ghost) is AZ balanced with 3 tasks")
+    )
+    assert started <= done[1] <= report["recovery"]["steady_after_seconds"]
+    status = json.loads(run_cli(live, ["--config", str(cfg), "status", "--json"]).out)
+    assert sorted(status["spread"]["per_az"].values()) == [3, 3]
+    assert status["service"]["az_balance"] == {
+        "in_progress": False,
+        "event": done[0].removeprefix("AZ rebalancing: "),
+        "at": status["service"]["az_balance"]["at"],
+    }
+
+
 def test_refuses_an_unknown_instance_id(live: Sandbox, tmp_path: Path) -> None:
     cfg = deploy(live, tmp_path)
     before = len(live.requests)
