@@ -79,6 +79,7 @@ CATALOG: dict[str, tuple[str, str]] = {
     "placement.spread": ("the running tasks are spread evenly", ""),
     "service.circuit-breaker": ("the deployment circuit breaker is on, with rollback", ""),
     "service.grace-period": ("a health-check grace period covers Ghost's start", ""),
+    "service.az-rebalancing": ("ECS moves tasks back to an AZ that lost them (AZ rebalancing)", ""),
     "service.role": ("the service's IAM role is consistent with ECS's service-linked role", "block"),
     "instances.ami": ("instances run the current ECS-optimized Amazon Linux 2023 AMI", "block"),
     "instances.imds": ("IMDSv2 is required, with hop limit 1", ""),
@@ -742,12 +743,18 @@ def _placement(f: Facts) -> None:
     crowded = crowded or (len(per_az) > 1 and sum(1 for v in per_az.values() if v) == 1)
     uneven = any(c and max(c.values()) - min(c.values()) > 1 for c in (per_instance, per_az))
     verdict = FAIL if crowded else WARN if uneven else PASS
+    rebalancing = f.svc.get("availabilityZoneRebalancing") == "ENABLED"
     f.add(
         "placement.spread",
         verdict,
         f"{len(running)} tasks: {seen}",
-        "ECS does not rebalance by itself: force a new deployment "
-        f"(aws ecs update-service {f.service_ref} --force-new-deployment)",
+        (
+            "ECS's AZ rebalancing evens out the AZs once each has an instance with room (not the instances within "
+            "an AZ); to respread now, force a new deployment "
+            if rebalancing
+            else "ECS does not rebalance by itself (AZ rebalancing is off): force a new deployment "
+        )
+        + f"(aws ecs update-service {f.service_ref} --force-new-deployment)",
     )
 
 
@@ -771,6 +778,20 @@ def _service(f: Facts) -> None:
             WARN,
             f"circuit breaker {state}: a deploy that never turns healthy retries forever",
             fix,
+        )
+
+    # ECS developer guide, "Balancing an Amazon ECS service across Availability Zones"; a service that never had
+    # the setting is DISABLED (UpdateService)
+    rebalancing = str(f.svc.get("availabilityZoneRebalancing") or "DISABLED") if f.deployed else "ENABLED"
+    if rebalancing == "ENABLED":
+        f.add("service.az-rebalancing", PASS, "AZ rebalancing ENABLED" + note)
+    else:
+        f.add(
+            "service.az-rebalancing",
+            WARN,
+            f"AZ rebalancing {rebalancing}: after an AZ loses its instance, the tasks stay in the other AZ even once "
+            "a new instance arrives there",
+            f"ghostha up (or: aws ecs update-service {f.service_ref} --availability-zone-rebalancing ENABLED)",
         )
 
     grace = f.svc.get("healthCheckGracePeriodSeconds") if f.deployed else f.cfg.service.health_check_grace_seconds

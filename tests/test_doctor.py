@@ -333,6 +333,18 @@ def test_spread_over_instances_only_warns(box: Sandbox, tmp_path: Path) -> None:
     assert found["service.grace-period"]["verdict"] == "pass"
 
 
+def test_az_rebalancing_disabled_warns_with_the_fix(box: Sandbox, tmp_path: Path) -> None:
+    """ECS developer guide, "Balancing an Amazon ECS service across Availability Zones" (a service created with it
+    DISABLED keeps its tasks in the AZ they moved to); enabled, it passes."""
+    hand_built(box, dynamic_revision(box), rule=True, availabilityZoneRebalancing="DISABLED")
+    found = audit(box, tmp_path)
+    check = found["service.az-rebalancing"]
+    assert check["verdict"] == "warn" and "AZ rebalancing DISABLED" in check["evidence"]
+    assert "--availability-zone-rebalancing ENABLED" in check["fix"]
+    box.client("ecs").update_service(cluster="ghost-ha", service="ghost", availabilityZoneRebalancing="ENABLED")
+    assert audit(box, tmp_path)["service.az-rebalancing"]["verdict"] == "pass"
+
+
 def test_service_role(box: Sandbox, tmp_path: Path) -> None:
     found = audit(box, tmp_path, **{"service.role": "ecsServiceRole"})
     assert found["service.role"]["verdict"] == "fail"
