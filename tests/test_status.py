@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ghostha.sandbox.server import Sandbox
-from tests.conftest import ctrl_c_on_sleep, run_cli, write_config
+from tests.conftest import container_instances, ctrl_c_on_sleep, describe_service, run_cli, write_config
 
 TOP_KEYS = {"stack", "cluster", "instances", "service", "tasks", "targets", "healthy"}
 TASK_KEYS = {"task_id", "instance_id", "host_port", "last_status", "health"}
@@ -114,6 +114,31 @@ def test_stale_target_registered_by_hand_is_flagged(box: Sandbox, deployed: Path
     stale = [t for t in report["targets"] if t["stale"]]
     assert [(t["instance_id"], t["port"]) for t in stale] == [(instance, 40000)]
     assert "stale: no running task" in status(box, deployed).out
+
+
+def test_an_az_rebalancing_in_progress_is_not_healthy_yet(box: Sandbox, tmp_path: Path) -> None:
+    """ECS's AZ rebalancing ("Track Amazon ECS Availability Zone rebalancing": "service (service-name) is not AZ
+    balanced ... AZ Rebalancing in progress." until "... is AZ balanced ..."): status says so and is HEALTHY only
+    once it is balanced again."""
+    cfg = write_config(box, tmp_path / "g.yaml", **{"cluster.instance_type": "t3.medium"})
+    assert run_cli(box, ["--config", str(cfg), "up", "--yes"]).exit_code == 0
+    victim = container_instances(box)[0]["ec2InstanceId"]
+    box.client("ec2").terminate_instances(InstanceIds=[victim])
+    for _ in range(60):
+        box.advance(5)
+        if any("is not AZ balanced" in e["message"] for e in describe_service(box)["events"]):
+            break
+    report = as_json(box, cfg)
+    assert report["_exit"] == 1 and report["reason"] == "AZ rebalancing in progress"
+    assert report["service"]["az_rebalancing"] == "ENABLED" and report["service"]["az_balance"]["in_progress"]
+    assert "ENABLED (in progress)" in status(box, cfg).out
+    for _ in range(60):
+        box.advance(5)
+        if as_json(box, cfg)["healthy"]:
+            break
+    report = as_json(box, cfg)
+    assert report["_exit"] == 0 and not report["service"]["az_balance"]["in_progress"]
+    assert sorted(report["spread"]["per_az"].values()) == [3, 3]
 
 
 def test_no_stack_says_how_to_deploy(box: Sandbox, tmp_path: Path) -> None:
