@@ -449,13 +449,14 @@ def test_draining_starts_replacements_first_then_stops_within_minimum_healthy(bo
 def test_draining_stops_pending_tasks_at_once_and_active_makes_it_placeable_again(box: Sandbox) -> None:
     """ECS Developer Guide, "Draining Amazon ECS container instances": "Any tasks that are part of a service that
     are in a PENDING state are stopped immediately"; setting the instance ACTIVE again lets the scheduler place
-    tasks on it (UpdateContainerInstancesState)."""
+    tasks on it (UpdateContainerInstancesState). AZ rebalancing is off here: with it on, ECS would also move tasks
+    back to the instance's AZ by itself (tests/test_sandbox_az.py)."""
     capacity(box, instance_type="t3.medium")
     settle(box, 30)
     leaving, staying = container_instances(box)
     td = dynamic_revision(box)
     open_dynamic_ports(box)
-    service(box, td)
+    service(box, td, availabilityZoneRebalancing="DISABLED")
     pending = [t for t in running_tasks(box) if t["containerInstanceArn"] == leaving["containerInstanceArn"]]
     assert {t["lastStatus"] for t in pending} == {"PENDING"} and len(pending) == 3
     drain(box, leaving)
