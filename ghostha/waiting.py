@@ -171,7 +171,8 @@ def wait_service(
     """Until the deployment this run started is COMPLETED, `desired_count` tasks of its revision run, and each of
     their (instance, host port) targets is healthy. Fails at once when it cannot end well: the rollout FAILED or
     was rolled back; a task could not be placed for three polls in a row with nothing pending or stopping; a
-    target stays unhealthy past the health-check grace period.
+    target stays unhealthy past the health-check grace period; ECS throttles the service (its tasks keep failing
+    to start). An AZ rebalancing (more tasks than desired for a while) is waited out, not a failure.
 
     Only this run's service events are shown: those at or after `events_since` (AWS's clock when the run looked),
     else those newer than the first look; never those in `known_events` (already there when the run looked)."""
