@@ -52,6 +52,13 @@ def boto_client(endpoint: str, service: str, region: str = DEFAULT_REGION) -> An
     )
 
 
+class Request(tuple[str, str]):
+    """(service, action) of one AWS request, equal to that plain tuple, with the request's parameters as `params`: a
+    JSON body as parsed, a query-protocol form as {name: value} (`Tags.member.1.Key`: …)."""
+
+    params: dict[str, Any]
+
+
 class Sandbox:
     """A local AWS: moto server + simulation, on a free loopback port."""
 
@@ -72,7 +79,7 @@ class Sandbox:
         self.seeded: Seeded | None = None
         self._server: Any = None
         self._clients: dict[str, Any] = {}
-        self.requests: list[tuple[str, str]] = []  # (service, action) of every AWS request, in order
+        self.requests: list[Request] = []  # (service, action) of every AWS request, in order, with its parameters
         self._thread: threading.Thread | None = None
         self._want_dataplane = dataplane
         self.dataplane: DataPlane | None = None
@@ -265,20 +272,30 @@ class Sandbox:
         return guarded
 
     def _record(self, environ: Environ) -> None:
-        """Log (service, action) of each AWS request: tests count mutating calls with it."""
+        """Log (service, action) of each AWS request with its parameters: tests count mutating calls with it and
+        check each against the IAM policy (tests/test_permissions.py)."""
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
         match = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/", str(environ.get("HTTP_AUTHORIZATION", "")))
         service = match.group(1) if match else "?"
         target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+        params: dict[str, Any]
         if target:
             action = target.rsplit(".", 1)[-1]
+            try:
+                loaded = json.loads(body or b"{}")
+            except ValueError:
+                loaded = {}
+            params = loaded if isinstance(loaded, dict) else {}
         else:
             form = parse_qs(body.decode("utf-8", "replace")) if body else {}
             query = parse_qs(str(environ.get("QUERY_STRING", "")))
             action = (form.get("Action") or query.get("Action") or ["?"])[0]
-        self.requests.append((service, action))
+            params = {k: v[0] for k, v in {**query, **form}.items()}
+        request = Request((service, action))
+        request.params = params
+        self.requests.append(request)
 
     def _control(self, path: str, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         query = parse_qs(str(environ.get("QUERY_STRING", "")))
