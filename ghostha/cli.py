@@ -758,3 +758,20 @@ def main() -> None:
 
 
 __all__ = ["EXIT_USAGE", "App", "Runtime", "cli", "main"]
+
+
+# --- policy (least privilege, issue #12) ---------------------------------------------------------------------
+
+
+@cli.command("policy")
+@click.option("--any-stack", is_flag=True, help="The stack-agnostic form shipped as iam-policy.json (no config).")
+@pass_app
+@handled
+def policy_command(app: App, any_stack: bool) -> None:
+    """Print the IAM policy that runs every ghostha command, scoped to the config's stack, names and region."""
+    import json
+
+    from ghostha import policy
+
+    doc = policy.document(None if any_stack else policy.scope_of(app.config(), app.region))
+    click.echo(json.dumps(doc, indent=2))

@@ -121,10 +121,11 @@ class Scope:
     security_group: str = "*"
 
 
-def scope_of(cfg: Config) -> Scope:
+def scope_of(cfg: Config, region: str | None = None) -> Scope:
+    """The stack's scope; the region is `region` (--region), else the config's, else any."""
     return Scope(
         stack=cfg.stack,
-        region=cfg.region or "*",
+        region=region or cfg.region or "*",
         cluster=cfg.cluster.name,
         service="*",  # a renamed service (--replace-service) is this stack's too: its tag says so
         family=cfg.task.family,
