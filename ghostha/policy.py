@@ -146,6 +146,15 @@ def _tag(key: str, s: Scope) -> Json:
     return {"StringEquals": {f"{key}/{TAG_KEY}": s.stack}}
 
 
+def _both(*conditions: Json) -> Json:
+    """Conditions joined (all must hold): keys of one operator merged into one block."""
+    out: Json = {}
+    for cond in conditions:
+        for op, block in cond.items():
+            out.setdefault(op, {}).update(block)
+    return out
+
+
 def document(s: Scope | None = None) -> Json:
     s = s or Scope()
     r = s.region
@@ -175,14 +184,18 @@ def document(s: Scope | None = None) -> Json:
             "Effect": "Allow",
             "Action": "ecs:TagResource",
             "Resource": [cluster, service, revision],
-            "Condition": {"StringEquals": {"ecs:CreateAction": list(TAG_ON_CREATE_ECS)}, **_tag("aws:RequestTag", s)},
+            "Condition": _both(
+                {"StringEquals": {"ecs:CreateAction": list(TAG_ON_CREATE_ECS)}}, _tag("aws:RequestTag", s)
+            ),
         },
         {
             "Sid": "TagOnCreateEc2",
             "Effect": "Allow",
             "Action": "ec2:CreateTags",
             "Resource": [template, rule],
-            "Condition": {"StringEquals": {"ec2:CreateAction": list(TAG_ON_CREATE_EC2)}},
+            "Condition": _both(
+                {"StringEquals": {"ec2:CreateAction": list(TAG_ON_CREATE_EC2)}}, _tag("aws:RequestTag", s)
+            ),
         },
         {
             "Sid": "ChangeOnlyTagged",

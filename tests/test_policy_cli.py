@@ -30,6 +30,14 @@ def test_policy_for_the_configs_stack(box: Sandbox, tmp_path: Path) -> None:
     assert allowed(doc, Check("ecs:DeleteCluster", cluster, mine))
     assert not allowed(doc, Check("ecs:DeleteCluster", "arn:aws:ecs:eu-west-1:123456789012:cluster/other", mine))
     assert not allowed(doc, Check("ecs:DeleteCluster", cluster.replace("eu-west-1", "us-east-1"), mine))
+    # tagging only as part of a creation, with the stack's tag: both conditions hold together
+    tag = {"aws:RequestTag/ghostha:stack": "ghost-ha"}
+    template = "arn:aws:ec2:eu-west-1:123456789012:launch-template/lt-1"
+    assert allowed(doc, Check("ecs:TagResource", cluster, tag | {"ecs:CreateAction": "CreateCluster"}))
+    assert not allowed(doc, Check("ecs:TagResource", cluster, tag))
+    assert allowed(doc, Check("ec2:CreateTags", template, tag | {"ec2:CreateAction": "CreateLaunchTemplate"}))
+    assert not allowed(doc, Check("ec2:CreateTags", template, tag))
+    assert not allowed(doc, Check("ec2:CreateTags", template, {"ec2:CreateAction": "CreateLaunchTemplate"}))
 
 
 def test_region_from_the_command_line_wins(box: Sandbox, tmp_path: Path) -> None:
