@@ -497,6 +497,15 @@ def test_what_ghostha_must_not_do_is_denied(check: Check) -> None:
         Check("ecs:DeleteCluster", f"{R}:cluster/ghost-ha", OURS),
         Check("ecs:DeregisterContainerInstance", f"{R}:cluster/ghost-ha", OURS),  # RARE: not in the story
         Check("autoscaling:DeleteAutoScalingGroup", ASG, OURS),
+        # the family's task or execution role copied into the new revision; a configured service.role
+        Check(
+            "iam:PassRole",
+            f"arn:aws:iam::{ACCOUNT}:role/ghostTaskRole",
+            {"iam:PassedToService": "ecs-tasks.amazonaws.com"},
+        ),
+        Check(
+            "iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/ecsServiceRole", {"iam:PassedToService": "ecs.amazonaws.com"}
+        ),
         Check(
             "iam:CreateServiceLinkedRole",
             f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/ecs.amazonaws.com/AWSServiceRoleForECS",
@@ -535,3 +544,24 @@ def test_readme_lists_every_action_of_each_command(recorded: Recorded) -> None:
     flat = " ".join(section.split())
     for action, why in IMPLICIT.items():
         assert f"`{action}`" in flat and why.split(",")[0] in flat, action
+
+
+def test_roles_of_the_family_are_passed_to_ecs_tasks_and_allowed(box: Sandbox, tmp_path: Path) -> None:
+    """A revision with a task and an execution role: registering ghostha's copy passes both roles to
+    ecs-tasks.amazonaws.com (ECS guide, "Amazon ECS task execution IAM role"), which the policy allows."""
+    ecs = box.client("ecs")
+    td = ecs.describe_task_definition(taskDefinition="ghost")["taskDefinition"]
+    roles = {k: f"arn:aws:iam::{ACCOUNT}:role/{k}" for k in ("taskRoleArn", "executionRoleArn")}
+    keep = ("family", "containerDefinitions", "networkMode", "requiresCompatibilities", "cpu", "memory")
+    ecs.register_task_definition(**{k: td[k] for k in keep if k in td}, **roles)
+    cfg = write_config(box, tmp_path / "g.yaml")
+    with Recorder(box) as rec:
+        record(box, rec, ["--config", str(cfg), "up", "--yes"])
+    passed = [
+        c
+        for c in rec.checks
+        if c.action == "iam:PassRole" and c.context.get("iam:PassedToService") != "ec2.amazonaws.com"
+    ]
+    assert {c.resource for c in passed} == set(roles.values())
+    assert all(c.context["iam:PassedToService"] == "ecs-tasks.amazonaws.com" for c in passed)
+    assert all(allowed(SHIPPED, c) for c in rec.checks), [str(c) for c in rec.checks if not allowed(SHIPPED, c)]
