@@ -93,10 +93,12 @@ CHANGE_GROUP = (  # the same for the Auto Scaling group, with Auto Scaling's own
 # changes to resources ghostha acts on but does not tag: scoped by resource type (by name for one stack) only
 UNTAGGED = (
     "ec2:AuthorizeSecurityGroupIngress",  # the instances' security group (the user's)
-    "ec2:RevokeSecurityGroupIngress",  # AWS authorizes it on the security group only, not on the rule
     "ecs:UpdateContainerInstancesState",  # container instances carry no tags of ghostha's
     "elasticloadbalancing:DeregisterTargets",  # the user's target group
 )
+# AWS authorizes it on the security group only, not on the rule (so the rule's tag cannot be required), and ghostha
+# revokes its rule from whichever group holds it (a group the config no longer names, too): any group, by type
+REVOKE = ("ec2:RevokeSecurityGroupIngress",)
 # permissions AWS checks with no API call of their own (each with its condition)
 TAG_ON_CREATE_ECS = ("CreateCluster", "CreateService", "RegisterTaskDefinition")  # ecs:TagResource, ecs:CreateAction
 TAG_ON_CREATE_EC2 = ("AuthorizeSecurityGroupIngress", "CreateLaunchTemplate")  # ec2:CreateTags, ec2:CreateAction
@@ -216,6 +218,12 @@ def document(s: Scope | None = None) -> Json:
             "Effect": "Allow",
             "Action": list(UNTAGGED),
             "Resource": [group_sg, container_instance, tg],
+        },
+        {
+            "Sid": "RevokeRules",
+            "Effect": "Allow",
+            "Action": list(REVOKE),
+            "Resource": _arn("ec2", "security-group/*", r),
         },
         {
             "Sid": "LaunchFromTaggedTemplate",

@@ -30,6 +30,10 @@ def test_policy_for_the_configs_stack(box: Sandbox, tmp_path: Path) -> None:
     assert allowed(doc, Check("ecs:DeleteCluster", cluster, mine))
     assert not allowed(doc, Check("ecs:DeleteCluster", "arn:aws:ecs:eu-west-1:123456789012:cluster/other", mine))
     assert not allowed(doc, Check("ecs:DeleteCluster", cluster.replace("eu-west-1", "us-east-1"), mine))
+    # ghostha's rule is revoked from whichever group holds it (also one the config no longer names)
+    old_group = "arn:aws:ec2:eu-west-1:123456789012:security-group/sg-0old"
+    assert allowed(doc, Check("ec2:RevokeSecurityGroupIngress", old_group, {}))
+    assert not allowed(doc, Check("ec2:AuthorizeSecurityGroupIngress", old_group, {}))
     # tagging only as part of a creation, with the stack's tag: both conditions hold together
     tag = {"aws:RequestTag/ghostha:stack": "ghost-ha"}
     template = "arn:aws:ec2:eu-west-1:123456789012:launch-template/lt-1"
