@@ -169,6 +169,7 @@ class Aws:
                     endpoint_url=self.endpoint,
                     config=cfg,
                 )
+                self._clients[service].meta.events.register("after-call", _refuse_non_aws)
                 if self.trace is not None:
                     _trace_calls(self._clients[service], service, self.trace, self.trace_retries)
             return self._clients[service]
@@ -176,6 +177,21 @@ class Aws:
     @property
     def region_name(self) -> str | None:
         return self.session().region_name
+
+
+def _refuse_non_aws(http_response: Any, model: Any, **_: Any) -> None:
+    """A 2xx answer that is a web page (an endpoint_url pointing at a web server, such as the sandbox's ALB
+    stand-in) parses into an empty result: refuse it here, in one line, before anything reads the result."""
+    from ghostha.errors import not_aws
+
+    status = int(getattr(http_response, "status_code", 0) or 0)
+    if not 200 <= status < 300:
+        return  # error answers are judged where the ClientError is mapped (errors.py)
+    headers = getattr(http_response, "headers", None) or {}
+    ctype = str(headers.get("Content-Type") or headers.get("content-type") or "").lower()
+    head = bytes(getattr(http_response, "content", b"") or b"")[:512].decode("utf-8", "replace").lstrip().lower()
+    if "html" in ctype or head.startswith(("<!doctype html", "<html")):
+        raise not_aws(str(getattr(model, "name", "") or "AWS call"), status)
 
 
 # --- -v / -vv: every call as it completes, and every retry ------------------------------------------------

@@ -156,10 +156,7 @@ def from_boto(exc: Exception, operation: str | None = None) -> GhosthaError:
             hint="list your profiles with `aws configure list-profiles`, or drop --profile to use the default chain",
         )
     if isinstance(exc, EndpointConnectionError | ConnectionError):
-        return AwsError(
-            f"cannot reach the AWS endpoint: {one_line(str(exc))}",
-            hint="check the network, or the endpoint_url (is the sandbox running? `ghostha sandbox start`)",
-        )
+        return AwsError(f"cannot reach the AWS endpoint: {one_line(str(exc))}", hint=_unreachable_hint())
     op = operation or getattr(exc, "operation_name", "") or "AWS call"
     if isinstance(exc, ResponseParserError):
         return not_aws(op)
@@ -172,6 +169,20 @@ def from_boto(exc: Exception, operation: str | None = None) -> GhosthaError:
             return not_aws(op, status)
         return AwsError(f"{op} failed: {code}: {message}", hint=hint_for(code, message))
     return AwsError(f"{op} failed: {type(exc).__name__}: {one_line(str(exc))}")
+
+
+def _unreachable_hint() -> str:
+    """Where a sandbox runs now, when one does: a restarted sandbox has a new port, and an old config the old."""
+    from ghostha.sandbox import control
+
+    try:
+        boxes = control.running(control.default_state_dir())
+    except OSError:
+        boxes = []
+    if not boxes:
+        return "check the network, or the endpoint_url (is the sandbox running? `ghostha sandbox start`)"
+    where = "; ".join(f"{b.endpoint}" + (f" (config {b.config})" if b.config else "") for b in boxes)
+    return f"a sandbox runs at {where}: use its config, or set endpoint_url / --endpoint-url to its endpoint"
 
 
 def not_aws(operation: str, status: Any = None) -> AwsError:

@@ -159,14 +159,16 @@ def test_gather_does_not_wait_for_calls_in_flight_on_ctrl_c() -> None:
     release.set()
 
 
-@pytest.fixture
-def web_page() -> Iterator[str]:
-    """A plain web server answering every request with an HTML page."""
+@pytest.fixture(params=[404, 200])
+def web_page(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A plain web server answering every request with an HTML page: an error status, or 200 as a site does
+    (the sandbox's ALB stand-in, say, given as the endpoint by mistake)."""
+    status = int(request.param)
 
     class Page(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = b"<!DOCTYPE html>\n<html><head><title>Not here</title></head>\n<body>" + b"<p>x</p>\n" * 12
-            self.send_response(404)
+            self.send_response(status)
             self.send_header("Content-Type", "text/html")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -186,7 +188,8 @@ def web_page() -> Iterator[str]:
 
 def test_a_web_page_at_the_endpoint_is_one_line(box: Sandbox, tmp_path: Path, web_page: str) -> None:
     cfg = write_config(box, tmp_path / "g.yaml")
-    for command in (["status"], ["up", "--yes"], ["teardown", "--yes"]):
+    commands = (["status"], ["up", "--yes"], ["teardown", "--yes"], ["doctor"], ["drill", "--yes"], ["init", "-o", "-"])
+    for command in commands:
         ran = run_cli(box, ["--config", str(cfg), "--endpoint-url", web_page, *command])
         assert ran.exit_code == 1, (command, ran.err)
         lines = one_error(ran.err)
@@ -252,3 +255,24 @@ def test_the_machine_refusing_a_write_is_one_line_not_a_bug(
     ran = up(box, cfg)
     assert ran.exit_code == 1
     assert one_error(ran.err) == [f"error: Not a directory: {blocker / 'ghostha' / 'locks'}"]
+
+
+def test_an_unreachable_endpoint_names_the_sandbox_that_runs_now(box: Sandbox, tmp_path: Path) -> None:
+    """A restarted sandbox has a new port, so a config written for the old one points nowhere: say where it is."""
+    import os
+    import socket
+
+    from ghostha.sandbox import control
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    cfg = write_config(box, tmp_path / "g.yaml", endpoint_url=dead, max_attempts=1)  # no real-time backoff
+    alone = run_cli(box, ["--config", str(cfg), "status"])
+    assert alone.exit_code == 1 and "cannot reach the AWS endpoint" in alone.err
+    assert "is the sandbox running? `ghostha sandbox start`" in alone.err, "no sandbox runs: say how to start one"
+    state = control.state_file(control.default_state_dir(), "default")
+    control.write_state(state, {"pid": os.getpid(), "endpoint": box.endpoint, "config": "/x/ghostha-sandbox.yaml"})
+    told = run_cli(box, ["--config", str(cfg), "status"])
+    assert told.exit_code == 1 and "cannot reach the AWS endpoint" in told.err
+    assert f"a sandbox runs at {box.endpoint} (config /x/ghostha-sandbox.yaml)" in told.err

@@ -113,6 +113,12 @@ def write_state(path: Path, state: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def running(state_dir: Path) -> list[Running]:
+    """Every sandbox of this user that is running now."""
+    names = sorted(p.name[len("sandbox-") : -len(".json")] for p in state_dir.glob("sandbox-*.json"))
+    return [r for name in names if (r := find(state_dir, name)) is not None]
+
+
 def remember_config(running: Running, config: Path) -> None:
     """Note in the state file where the sandbox's config was written (for "already running" messages)."""
     try:
