@@ -66,7 +66,8 @@ def plan(console: Console, p: Plan, dry_run: bool) -> None:
     if not p.changes:
         console.print("[green]nothing to change[/]: the stack is as configured")
         return
-    title = "would change (dry run: nothing was changed):" if dry_run else "plan:"
+    # waits are steps too (dim): they change nothing, but say what `up` would wait for, and in which order
+    title = "would do (dry run: nothing was changed):" if dry_run else "plan:"
     console.print(f"[bold]{title}[/]")
     for i, s in enumerate(p.steps, 1):
         style = "bold" if s.mutating else "dim"
@@ -76,8 +77,9 @@ def plan(console: Console, p: Plan, dry_run: bool) -> None:
             ),
             soft_wrap=True,
         )
-        for c in s.changes:
-            console.print(Text(f"       {printable(c)}"), soft_wrap=True)
+        if "; ".join(s.changes) != s.detail:  # the detail already says it: once is enough
+            for c in s.changes:
+                console.print(Text(f"       {printable(c)}"), soft_wrap=True)
 
 
 class StepReporter:

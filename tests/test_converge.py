@@ -160,6 +160,22 @@ def test_changing_a_key_after_up_yields_a_step_or_says_why_not(
     assert mutating(box.requests[start:]) == []
 
 
+def test_a_dry_run_says_each_change_once_and_which_revision_it_waits_for(
+    box: Sandbox, converged: Path, tmp_path: Path
+) -> None:
+    cfg = write_config(box, tmp_path / "four.yaml", **{"service.desired_count": 4})
+    ran = run_cli(box, ["--config", str(cfg), "up", "--dry-run"])
+    assert ran.exit_code == 0, ran.err
+    assert ran.out.count("desired count 6 → 4") == 1, ran.out
+    assert "would do (dry run: nothing was changed)" in ran.out
+    assert "4 tasks running on ghost:2, their targets healthy" in ran.out, "no new revision: it names the one kept"
+    ecs = box.client("ecs")
+    latest = ecs.describe_task_definition(taskDefinition="ghost:1")["taskDefinition"]
+    ecs.register_task_definition(family="ghost", containerDefinitions=latest["containerDefinitions"])
+    ran = run_cli(box, ["--config", str(cfg), "up", "--dry-run"])
+    assert "4 tasks running on the new revision" in ran.out, ran.out
+
+
 @pytest.mark.parametrize(
     ("key", "value", "field", "expected"),
     [

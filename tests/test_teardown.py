@@ -69,6 +69,8 @@ def test_up_then_teardown_leaves_the_account_as_seeded(box: Sandbox, tmp_path: P
     assert inventory(box) == seeded
     for kept in ("ghost-elb", "ghost-tg", "ghost:1", "ecsInstanceRole"):
         assert kept in ran.out, f"the table says {kept} is left"
+    assert "delete-task-definitions 1 task definition revision\n" in ran.out, "one revision, said as one"
+    assert "2 deregistered" not in ran.out.split("scale-service")[0], "the table tells nothing done as done"
     again = teardown(box, cfg, "--yes")
     assert again.exit_code == 0 and "nothing to delete" in again.out
 

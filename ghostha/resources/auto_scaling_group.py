@@ -342,7 +342,8 @@ def deregister_instances(cfg: Config, inv: Inventory, keep: str | None) -> tuple
         return [], []
     own = set(inv.own_instance_ids)
     mine = [ci for ci in inv.container_instances if ci.get("ec2InstanceId") in own]
-    items = [Item("container instances", cfg.cluster.name, "delete", f"{len(mine)} deregistered")] if mine else []
+    why = f"{len(mine)} of the group's instances; those still registered once the group is gone are deregistered"
+    items = [Item("container instances", cfg.cluster.name, "delete", why)] if mine else []
 
     def run(ctx: Context) -> str:
         ecs = ctx.aws.client("ecs")
@@ -353,7 +354,7 @@ def deregister_instances(cfg: Config, inv: Inventory, keep: str | None) -> tuple
                     cluster=cfg.cluster.name, containerInstance=ci["containerInstanceArn"], force=True
                 )
                 done += 1
-        return f"{done} deregistered"
+        return f"{done} deregistered" if done else "none left registered"
 
     step = Step(
         "deregister-container-instances",

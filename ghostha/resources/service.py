@@ -299,7 +299,9 @@ def plan(cfg: Config, obs: Observed, task_definition: str | Ref, replace: bool) 
         Step(
             "wait-service",
             f"service {name}",
-            f"{want.desired_count} tasks running on the new revision, their targets healthy",
+            f"{want.desired_count} tasks running on "
+            + ("the new revision" if isinstance(want.task_definition, Ref) else short(want.task_definition))
+            + ", their targets healthy",
             run=wait_service_step,
         )
     )

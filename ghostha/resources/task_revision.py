@@ -63,7 +63,7 @@ def teardown(cfg: Config, inv: Inventory) -> tuple[list[Item], list[Step]]:
         steps.append(
             Step(
                 "delete-task-definitions",
-                f"{len(batch)} task definition revisions",
+                f"{len(batch)} task definition revision{'s' if len(batch) > 1 else ''}",
                 ", ".join(a.rsplit("/", 1)[-1] for a in batch),
                 "ecs",
                 "delete_task_definitions",
@@ -89,7 +89,7 @@ def _failures(result: Json) -> list[str]:
             for f in failures
         ]
         raise AwsError(
-            f"{len(failures)} task definition revisions were not deleted",
+            f"{len(failures)} task definition revision{'s were' if len(failures) > 1 else ' was'} not deleted",
             hint="run `ghostha teardown` again; if it persists, delete them in the ECS console",
             details=lines,
         )
