@@ -693,12 +693,13 @@ def sandbox_start(
         running = control.start_detached(states, name, scale, port)
         assert running.seeded is not None
         try:
-            control.write_config(config_out, running.seeded, running.endpoint)
+            kept = control.write_config(config_out, running.seeded, running.endpoint)
         except BaseException:
             control.stop(states, name)
             raise
         control.remember_config(running, config_out)
         out.print(f"sandbox '{name}' running at {running.endpoint} (pid {running.pid})", highlight=False, markup=False)
+        _kept_edits(out, config_out, kept)
         out.print(f"config written to {config_out}; next:", highlight=False, markup=False)
         out.print(f"  {step}", highlight=False, markup=False, soft_wrap=True)
         if running.site_url:
@@ -712,11 +713,12 @@ def sandbox_start(
     path = control.state_file(states, name)
     try:
         assert box.seeded is not None
-        control.write_config(config_out, box.seeded.to_dict(), box.endpoint)
+        kept = control.write_config(config_out, box.seeded.to_dict(), box.endpoint)
         # a state file as a detached sandbox has: `sandbox stop` (SIGTERM) and "already running" see this one too
         control.write_state(path, {**box.state(), "config": str(config_out.resolve())})
         signal.signal(signal.SIGTERM, _stop_as_ctrl_c)
         out.print(f"sandbox running at {box.endpoint}; Ctrl-C stops it", highlight=False, markup=False)
+        _kept_edits(out, config_out, kept)
         out.print(f"config written to {config_out}; in another shell:", highlight=False, markup=False)
         out.print(f"  {step}", highlight=False, markup=False, soft_wrap=True)
         out.print(f"the blog answers at {box.site_url} (the ALB stand-in)", highlight=False, markup=False)
@@ -727,6 +729,12 @@ def sandbox_start(
     finally:
         path.unlink(missing_ok=True)
         box.stop()
+
+
+def _kept_edits(out: Console, path: Path, kept: list[str]) -> None:
+    if kept:
+        line = f"{path} had your values for {', '.join(kept)}: kept (endpoint and network ids are this sandbox's)"
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def _stop_as_ctrl_c(signum: int, frame: object) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -16,6 +17,7 @@ from click.testing import CliRunner
 
 from ghostha import advice, config
 from ghostha.cli import cli
+from ghostha.errors import GhosthaError
 from ghostha.sandbox import control
 
 
@@ -26,9 +28,12 @@ def ghostha(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_detached_sandboxes_start_side_by_side_and_stop(tmp_path: Path, _own_state_dir: Path) -> None:
+    (tmp_path / "one.yaml").write_text(f"{control.HEADER_FIRST}\nservice:\n  desired_count: 4\n")  # an earlier one's
     one = ghostha("sandbox", "start", "--detach", "--name", "one", "--write-config", "one.yaml", cwd=tmp_path)
     try:
         assert one.returncode == 0, one.stderr
+        assert "one.yaml had your values for service.desired_count: kept" in one.stdout
+        assert config.load(str(tmp_path / "one.yaml")).service.desired_count == 4
         two = ghostha("sandbox", "start", "--detach", "--name", "two", cwd=tmp_path)
         try:
             assert two.returncode == 0, two.stderr
@@ -138,3 +143,39 @@ def test_a_foreground_sandbox_is_seen_as_running_and_stops_cleanly(
     assert proc.returncode == 0, err
     assert "stopping the sandbox" in out and "Traceback" not in err
     assert not list((_own_state_dir / "sandboxes").glob("*.json")), "its state file is removed"
+
+
+def test_a_restarted_sandbox_keeps_the_users_edits_and_never_writes_over_another_file(tmp_path: Path) -> None:
+    first = {"endpoint": "http://127.0.0.1:1111", "subnets": ["subnet-a"], "sg": "sg-a"}
+    second = {"endpoint": "http://127.0.0.1:2222", "subnets": ["subnet-b"], "sg": "sg-b"}
+
+    def write(where: dict[str, Any]) -> list[str]:
+        seeded = {
+            "region": "us-east-1", "vpc_id": "vpc-1", "subnets": where["subnets"], "azs": ["us-east-1a"],
+            "alb_sg": "sg-alb", "instance_sg": where["sg"], "alb_arn": "a", "alb_dns": "d", "target_group_arn": "t",
+            "listener_arn": "l", "instance_profile": "ecsInstanceRole", "task_definition_arn": "td",
+        }  # fmt: skip
+        return control.write_config(path, seeded, where["endpoint"])
+
+    path = tmp_path / "ghostha-sandbox.yaml"
+    assert write(first) == []
+    assert write(second) == [], "nothing edited: the new sandbox's config, nothing kept"
+    raw = yaml.safe_load(path.read_text())
+    raw["service"]["desired_count"] = 4
+    raw["site_url"] = "http://127.0.0.1:9/"  # an older ghostha wrote the stand-in's URL: the sandbox's, not kept
+    raw["cluster"]["key_name"] = "mine"
+    path.write_text(control.HEADER_FIRST + "\n" + yaml.safe_dump(raw))
+    assert write(first) == ["cluster.key_name", "service.desired_count"]
+    cfg = config.load(str(path))
+    assert (cfg.service.desired_count, cfg.cluster.key_name) == (4, "mine"), "the user's values stay"
+    assert (cfg.endpoint_url, cfg.network.subnets, cfg.network.security_group) == (
+        "http://127.0.0.1:1111",
+        ("subnet-a",),
+        "sg-a",
+    ), "the endpoint and ids are the new sandbox's"
+    assert cfg.site_url is None
+    other = tmp_path / "ghostha.yaml"
+    other.write_text("stack: mine\n")
+    with pytest.raises(GhosthaError, match="was not written by `ghostha sandbox start`"):
+        control.check_config_target(other)
+    assert other.read_text() == "stack: mine\n"

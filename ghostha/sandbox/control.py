@@ -48,6 +48,11 @@ def check_config_target(path: Path) -> None:
         )
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise UsageError(f"cannot write the config to {path}: permission denied", hint="pass another --write-config")
+    if path.is_file() and not path.read_text(encoding="utf-8", errors="replace").startswith(HEADER_FIRST):
+        raise UsageError(
+            f"{path} exists and was not written by `ghostha sandbox start`: it is left as it is",
+            hint="pass another --write-config path, or move that file away",
+        )
 
 
 @dataclass(frozen=True)
@@ -136,20 +141,72 @@ def already_running(running: Running) -> GhosthaError:
     )
 
 
-def write_config(path: Path, seeded: dict[str, Any], endpoint: str) -> None:
-    """The seeded stack's config. No `poll_seconds` and no `site_url`: neither can be read from an account (so
-    `ghostha init` cannot write them either), and the sandbox advises both at its endpoint (ghostha/advice.py)."""
+HEADER_FIRST = "# ghostha config for the local sandbox (written by `ghostha sandbox start`)."
+# what differs from one sandbox to the next (the runtime keys it advises included: an older ghostha wrote them),
+# a config's other values are the user's to keep
+_PER_SANDBOX = (
+    ("endpoint_url",),
+    ("poll_seconds",),
+    ("site_url",),
+    ("network", "subnets"),
+    ("network", "security_group"),
+)
+
+
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(data, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        out |= _flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v}
+    return out
+
+
+def _keep_edits(path: Path, fresh: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A config this sandbox start writes over one an earlier start wrote: the values the user changed or added
+    there stay (all but the endpoint and the network ids, which belong to the new sandbox). (data, kept keys)."""
+    try:
+        old = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return fresh, []
+    if not isinstance(old, dict):
+        return fresh, []
+    for keys in _PER_SANDBOX:  # the new sandbox's own
+        node: Any = old
+        for k in keys[:-1]:
+            node = node.get(k) if isinstance(node.get(k), dict) else {}
+        node.pop(keys[-1], None)
+    before, now = _flat(fresh), _flat(old)
+    kept = sorted(k for k, v in now.items() if before.get(k, object()) != v)
+    if not kept:
+        return fresh, []
+    merged = dict(fresh)
+    for key in kept:
+        *parents, leaf = key.split(".")
+        node = merged
+        for p in parents:
+            node[p] = dict(node.get(p) or {})
+            node = node[p]
+        node[leaf] = now[key]
+    return merged, kept
+
+
+def write_config(path: Path, seeded: dict[str, Any], endpoint: str) -> list[str]:
+    """The seeded stack's config; the keys kept from an edited earlier one (`_keep_edits`). No `poll_seconds` and
+    no `site_url`: neither can be read from an account (so `ghostha init` cannot write them either), and the
+    sandbox advises both at its endpoint (ghostha/advice.py)."""
     from ghostha.sandbox.seed import Seeded
 
     s = Seeded(**{**seeded, "subnets": tuple(seeded["subnets"]), "azs": tuple(seeded["azs"])})
     header = (
-        "# ghostha config for the local sandbox (written by `ghostha sandbox start`).\n"
+        f"{HEADER_FIRST}\n"
         "# The seeded story: VPC, two subnets in two AZs, ALB ghost-elb -> ghost-tg, family ghost (host port 80).\n"
         "# poll_seconds and site_url are left out: the sandbox advises them (its clock runs faster than AWS's,\n"
         "# and the blog answers at its ALB stand-in on loopback); set either here to override.\n"
     )
-    data = s.config(endpoint)
+    data, kept = _keep_edits(path, s.config(endpoint)) if path.is_file() else (s.config(endpoint), [])
     path.write_text(header + yaml.safe_dump(data, sort_keys=False))
+    return kept
 
 
 def start_detached(state_dir: Path, name: str, scale: float, port: int, timeout: float = 60.0) -> Running:
