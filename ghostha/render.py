@@ -250,7 +250,7 @@ def status_tables(report: dict[str, Any]) -> Group:
             _row(t, s["task_id"], (s["stopped_at"] or "")[11:19], s["reason"])
         parts.append(t)
     if verdict == "NOT DEPLOYED":
-        parts.append(Text("nothing deployed yet: run `ghostha up` to deploy", style="yellow"))
+        parts.append(Text("nothing deployed: run `ghostha up` to deploy", style="yellow"))
     return Group(*parts)
 
 

@@ -204,7 +204,8 @@ def report(cfg: Config, obs: Observed, events: int = 10) -> dict[str, Any]:
                 "reason": t.get("stoppedReason"),
                 "stopped_at": _iso(t.get("stoppedAt")),
             }
-            for t in _newest_first(obs.stopped_tasks)[:events]
+            # a cluster that is gone (torn down) runs nothing: its old tasks are history, not this stack's state
+            for t in (_newest_first(obs.stopped_tasks)[:events] if obs.cluster_active else [])
         ],
         "spread": {"per_instance": dict(per_instance), "per_az": dict(per_az), "warning": spread_warning},
     }

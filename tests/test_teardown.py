@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,10 @@ def test_up_then_teardown_leaves_the_account_as_seeded(box: Sandbox, tmp_path: P
     assert "2 deregistered" not in ran.out.split("scale-service")[0], "the table tells nothing done as done"
     again = teardown(box, cfg, "--yes")
     assert again.exit_code == 0 and "nothing to delete" in again.out
+    after = run_cli(box, ["--config", str(cfg), "status", "--json"])
+    report = json.loads(after.out)
+    assert after.exit_code == 1 and report["verdict"] == "NOT DEPLOYED"
+    assert report["stopped_tasks"] == [], "a torn-down stack's old tasks are not its state"
 
 
 def test_teardown_of_nothing_says_so(box: Sandbox, tmp_path: Path) -> None:
