@@ -157,10 +157,17 @@ def test_watch_redraws_until_ctrl_c(box: Sandbox, deployed: Path) -> None:
     assert "HEALTHY" in ran.out
 
 
-def test_story_stack_status_takes_at_most_12_calls(box: Sandbox, deployed: Path) -> None:
+def test_story_stack_status_takes_12_calls_and_13_with_stopped_tasks_to_explain(box: Sandbox, deployed: Path) -> None:
+    """The numbers the README gives: stopped tasks add one DescribeTasks (their reasons)."""
     start = len(box.requests)
     assert status(box, deployed).exit_code == 0
     assert len(box.requests[start:]) <= 12, box.requests[start:]
+    ecs = box.client("ecs")
+    ecs.stop_task(cluster="ghost-ha", task=ecs.list_tasks(cluster="ghost-ha")["taskArns"][0])
+    box.advance(120)
+    start = len(box.requests)
+    assert status(box, deployed).exit_code == 0
+    assert len(box.requests[start:]) <= 13, box.requests[start:]
 
 
 def test_config_errors_exit_2_without_traceback(box: Sandbox, tmp_path: Path) -> None:
