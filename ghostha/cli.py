@@ -492,7 +492,9 @@ def init_command(
         click.echo(text, nl=False)
     else:
         init.write(path, text, force)
-    render.init_written(app.runtime.err_console() if path is None else app.runtime.console(), path, draft)
+    render.init_written(
+        app.runtime.err_console() if path is None else app.runtime.console(), path, draft, _self_command()
+    )
     if draft.todos:
         where = path or "the config"
         raise GhosthaError(

@@ -288,7 +288,7 @@ def advice_taken(console: Console, endpoint: str, told: dict[str, Any]) -> None:
     )
 
 
-def init_written(console: Console, path: Path | None, draft: Draft) -> None:
+def init_written(console: Console, path: Path | None, draft: Draft, me: str = "ghostha") -> None:
     """What `init` wrote, and the next step."""
     where = f"account {draft.account} in {draft.region}" if draft.account else str(draft.region)
     console.print(
@@ -296,7 +296,7 @@ def init_written(console: Console, path: Path | None, draft: Draft) -> None:
     )
     if not draft.todos:
         flag = f" --config {path}" if path is not None and str(path) != "ghostha.yaml" else ""
-        console.print(f"next: ghostha{flag} up --dry-run, then ghostha{flag} up", highlight=False, markup=False)
+        console.print(f"next: {me}{flag} up --dry-run, then {me}{flag} up", highlight=False, markup=False)
 
 
 # --- doctor ---------------------------------------------------------------------------------------------------

@@ -103,7 +103,9 @@ def test_init_defaults_to_the_config_path_and_writes_to_stdout_on_dash(
     ran = run_cli(box, ["--endpoint-url", box.endpoint, "init"])
     assert ran.exit_code == 0, ran.err
     assert "the only application load balancer in us-east-1" in (tmp_path / "ghostha.yaml").read_text()
-    assert "next: ghostha up --dry-run" in ran.out
+    from ghostha.cli import _self_command
+
+    assert f"next: {_self_command()} up --dry-run" in ran.out, "the next step as it runs from this shell"
     piped = run_cli(box, ["--endpoint-url", box.endpoint, "init", "--output", "-"])
     assert piped.exit_code == 0, piped.err
     assert yaml.safe_load(piped.out)["load_balancer"]["name"] == "ghost-elb", "stdout holds the YAML alone"
