@@ -646,10 +646,12 @@ def _capacity(f: Facts) -> None:
         return
     else:
         each = registered_estimate(obs.instance_type)
+        how = f"as ECS registers a {cfg.cluster.instance_type}"
         if f.active_instances:  # the real registration beats the estimate
             each = min((_registered(ci) for ci in f.active_instances), key=lambda s: s.memory)
+            how = "as the running instances registered them"
         instances = [(f"instance {i + 1}", each) for i in range(cfg.cluster.instance_count)]
-        source = f"{cfg.cluster.instance_type} ({each.cpu} CPU units, {each.memory} MiB registered)"
+        source = f"{each.cpu} CPU units, {each.memory} MiB each ({how})"
     per = [fits(s, size, static) for _, s in instances]
     total = sum(n for n, _ in per)
     desired = f.desired

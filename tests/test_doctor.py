@@ -308,6 +308,14 @@ def test_capacity_blocks_up_in_preflight(box: Sandbox, tmp_path: Path) -> None:
     ran = run_cli(box, ["--config", str(cfg), "up", "--yes"])
     assert ran.exit_code == 2 and "7 tasks desired, 6 fit" in ran.err
     assert mutating(box.requests[start:]) == []
+    assert "2048 CPU units, 1900 MiB each (as ECS registers a t3.small)" in ran.err, "before any instance runs"
+
+
+def test_capacity_counts_what_the_running_instances_registered(box: Sandbox, deployed: Path, tmp_path: Path) -> None:
+    cfg = write_config(box, tmp_path / "g.yaml", **{"service.desired_count": 8})
+    ran = run_cli(box, ["--config", str(cfg), "up", "--yes"])
+    assert ran.exit_code == 2 and "8 tasks desired, 6 fit" in ran.err
+    assert "MiB each (as the running instances registered them)" in ran.err
 
 
 # --- placement and service ------------------------------------------------------------------------------------
