@@ -5,6 +5,7 @@ Every problem becomes one ConfigError naming the file, the key and the fix. Noth
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -233,9 +234,11 @@ def _validate(data: Mapping[str, Any], schema: Mapping[str, Any], source: str, p
     for key in data:
         if key not in schema:
             known = ", ".join(sorted(schema))
+            close = difflib.get_close_matches(str(key), list(schema), n=1)
+            mean = f"did you mean '{prefix}{close[0]}'? " if close else ""
             raise ConfigError(
                 f"{source}: unknown key '{prefix}{key}'",
-                hint=f"remove it or fix its spelling; known keys here: {known}",
+                hint=f"{mean}remove it or fix its spelling; known keys here: {known}",
             )
     for key, spec in schema.items():
         path = f"{prefix}{key}"
@@ -340,9 +343,14 @@ def load(path: str | None = None) -> Config:
     except IsADirectoryError:
         raise ConfigError(f"config file {p} is a directory", hint="pass the YAML file's path with --config") from None
     except FileNotFoundError:
+        here = p.parent if p.parent.is_dir() else None
+        near = [f.name for f in here.glob("*.y*ml")] if here is not None else []
+        close = difflib.get_close_matches(p.name, near, n=1, cutoff=0.75)
         raise ConfigError(
             f"config file {p} not found",
-            hint="copy config.example.yaml to ghostha.yaml and edit it, or pass --config PATH "
+            hint=f"did you mean {p.with_name(close[0])}?"
+            if close
+            else "copy config.example.yaml to ghostha.yaml and edit it, or pass --config PATH "
             "(`ghostha sandbox start` writes one for the local sandbox)",
         ) from None
     except OSError as exc:

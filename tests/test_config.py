@@ -78,3 +78,17 @@ def test_env_var_names_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     path = write(tmp_path, GOOD.replace("ghost-ha", "from-env"))
     monkeypatch.setenv("GHOSTHA_CONFIG", path)
     assert config.load(None).stack == "from-env"
+
+
+def test_a_misspelt_key_or_file_name_gets_a_did_you_mean(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD + "cluster:\n  instance_cont: 2\n")
+    with pytest.raises(ConfigError) as err:
+        config.load(path)
+    assert err.value.hint and err.value.hint.startswith("did you mean 'cluster.instance_count'?")
+    (tmp_path / "ghostha-sandbox.yaml").write_text(GOOD)
+    with pytest.raises(ConfigError) as err:
+        config.load(str(tmp_path / "ghostha-sanbox.yaml"))
+    assert err.value.hint == f"did you mean {tmp_path / 'ghostha-sandbox.yaml'}?"
+    with pytest.raises(ConfigError) as err:
+        config.load(str(tmp_path / "prod.yaml"))
+    assert err.value.hint and "config.example.yaml" in err.value.hint, "nothing close: how to get a config"
