@@ -118,7 +118,7 @@ class Scope:
     cluster: str = "*"
     service: str = "*"
     family: str = "*"
-    group: str = "*"
+    group: str = "*-ecs"  # ghostha names its group <stack>-ecs (config.asg_name)
     target_group: str = "*"
     security_group: str = "*"
 
@@ -198,6 +198,26 @@ def document(s: Scope | None = None) -> Json:
             "Condition": _both(
                 {"StringEquals": {"ec2:CreateAction": list(TAG_ON_CREATE_EC2)}}, _tag("aws:RequestTag", s)
             ),
+        },
+        {
+            # CreateAutoScalingGroup with Tags also needs CreateOrUpdateTags (Service Authorization Reference, EC2
+            # Auto Scaling). Auto Scaling has no CreateAction key, so this is scoped by the group's name pattern and
+            # the tag instead: a direct CreateOrUpdateTags is possible on such groups
+            "Sid": "TagGroupOnCreate",
+            "Effect": "Allow",
+            "Action": "autoscaling:CreateOrUpdateTags",
+            "Resource": asg,
+            "Condition": _tag("aws:RequestTag", s),
+        },
+        {
+            # the launch template's tag specification tags each instance at launch: "ec2:CreateTags - To tag
+            # instances and volumes on launch when a launch template with a tag specification is provided" (EC2
+            # Auto Scaling user guide, "Permissions required to call Amazon EC2 Auto Scaling API actions")
+            "Sid": "TagInstancesOnLaunch",
+            "Effect": "Allow",
+            "Action": "ec2:CreateTags",
+            "Resource": _arn("ec2", "instance/*", r),
+            "Condition": {"StringEquals": {"ec2:CreateAction": "RunInstances"}},
         },
         {
             "Sid": "ChangeOnlyTagged",

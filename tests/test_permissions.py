@@ -30,6 +30,7 @@ PREFIX = {"tagging": "tag", "elasticloadbalancing": "elasticloadbalancing"}
 IMPLICIT = {
     "ecs:TagResource": "CreateCluster, CreateService and RegisterTaskDefinition with tags",
     "ec2:CreateTags": "CreateLaunchTemplate and AuthorizeSecurityGroupIngress with tags",
+    "autoscaling:CreateOrUpdateTags": "CreateAutoScalingGroup with tags",
     "ec2:RunInstances": "checked when an Auto Scaling group is created or updated with a launch template",
     "ssm:GetParameters": "CreateLaunchTemplate and CreateLaunchTemplateVersion with a resolve:ssm: image",
     "iam:PassRole": "the launch template's instance profile, when the group launches instances",
@@ -132,9 +133,12 @@ class Resolver:
         """Auto Scaling checks ec2:RunInstances (and iam:PassRole on the instance profile's role) when a group is
         created or updated with a launch template."""
         arn, tags = self.template(lt)
+        instance = self.arn("ec2", "instance/*")
         checks = [
             Check("ec2:RunInstances", arn, _resource_ctx("ec2", tags) | {"ec2:LaunchTemplate": arn}, why),
-            Check("ec2:RunInstances", self.arn("ec2", "instance/*"), {"ec2:LaunchTemplate": arn}, why),
+            Check("ec2:RunInstances", instance, {"ec2:LaunchTemplate": arn}, why),
+            # the template's tag specification tags each instance at launch
+            Check("ec2:CreateTags", instance, {"ec2:CreateAction": "RunInstances"}, why),
         ]
         lt_id = arn.rsplit("/", 1)[-1]
         template = self.ec2().launch_templates.get(lt_id)
@@ -197,7 +201,8 @@ class Resolver:
             lt = {k.split(".", 1)[1]: v for k, v in p.items() if k.startswith("LaunchTemplate.")}
             if action == "CreateAutoScalingGroup":
                 new = {t["Key"]: t.get("Value", "") for t in _indexed(p, "Tags.member")}
-                return [Check(act, arn, _request_ctx(new), why), *self.launch_checks(lt, why)]
+                tagging = Check("autoscaling:CreateOrUpdateTags", arn, _request_ctx(new), why)  # Tags given
+                return [Check(act, arn, _request_ctx(new), why), tagging, *self.launch_checks(lt, why)]
             checks = [Check(act, arn, _resource_ctx("autoscaling", tags), why)]
             if action == "UpdateAutoScalingGroup":
                 g = self.asg().autoscaling_groups[name]
@@ -442,7 +447,7 @@ def test_the_policy_for_one_stack_allows_that_stack_and_nothing_of_another(
 R = f"arn:aws:ecs:us-east-1:{ACCOUNT}"
 THEIRS: dict[str, str] = {}  # a resource ghostha did not create: no ghostha:stack tag
 OURS = {f"aws:ResourceTag/{TAG_KEY}": "ghost-ha", f"autoscaling:ResourceTag/{TAG_KEY}": "ghost-ha"}
-ASG = f"arn:aws:autoscaling:us-east-1:{ACCOUNT}:autoScalingGroup:1a2b:autoScalingGroupName/web"
+ASG = f"arn:aws:autoscaling:us-east-1:{ACCOUNT}:autoScalingGroup:1a2b:autoScalingGroupName/web-ecs"  # as ghostha names
 LT = f"arn:aws:ec2:us-east-1:{ACCOUNT}:launch-template/lt-0abc"
 
 
@@ -458,6 +463,9 @@ LT = f"arn:aws:ec2:us-east-1:{ACCOUNT}:launch-template/lt-0abc"
         Check("autoscaling:DeleteAutoScalingGroup", ASG, THEIRS),
         Check("autoscaling:UpdateAutoScalingGroup", ASG, THEIRS),
         Check("autoscaling:TerminateInstanceInAutoScalingGroup", ASG, THEIRS),
+        # a group not named as ghostha names its groups, even carrying the tag; tagging a group outside a create
+        Check("autoscaling:DeleteAutoScalingGroup", ASG.replace("web-ecs", "web"), OURS),
+        Check("autoscaling:CreateOrUpdateTags", ASG.replace("web-ecs", "web"), {f"aws:RequestTag/{TAG_KEY}": "x"}),
         Check("ec2:DeleteLaunchTemplate", LT, THEIRS),
         Check("ec2:CreateLaunchTemplateVersion", LT, THEIRS),
         Check("ec2:RunInstances", LT, THEIRS),  # launching from someone else's template
