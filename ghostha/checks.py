@@ -606,6 +606,11 @@ def registered_estimate(instance_type: Json) -> Size:
     return Size(vcpus * 1024, int(mib * AGENT_MEMORY_SHARE))
 
 
+def _attribute(ci: Json, name: str) -> str | None:
+    """A container instance attribute's value (ecs.instance-type, ecs.availability-zone, …)."""
+    return next((str(a.get("value")) for a in ci.get("attributes", []) if a.get("name") == name), None)
+
+
 def _registered(ci: Json) -> Size:
     res = {r["name"]: int(r.get("integerValue", 0)) for r in ci.get("registeredResources", [])}
     return Size(res.get("CPU", 0), res.get("MEMORY", 0))
@@ -647,9 +652,12 @@ def _capacity(f: Facts) -> None:
     else:
         each = registered_estimate(obs.instance_type)
         how = f"as ECS registers a {cfg.cluster.instance_type}"
-        if f.active_instances:  # the real registration beats the estimate
-            each = min((_registered(ci) for ci in f.active_instances), key=lambda s: s.memory)
-            how = "as the running instances registered them"
+        # the real registration beats the estimate, when the instances are of the configured type (a new type
+        # replaces them: then their numbers say nothing)
+        same = [ci for ci in f.active_instances if _attribute(ci, "ecs.instance-type") == cfg.cluster.instance_type]
+        if same:
+            each = min((_registered(ci) for ci in same), key=lambda s: s.memory)
+            how = f"as the running {cfg.cluster.instance_type} instances registered them"
         instances = [(f"instance {i + 1}", each) for i in range(cfg.cluster.instance_count)]
         source = f"{each.cpu} CPU units, {each.memory} MiB each ({how})"
     per = [fits(s, size, static) for _, s in instances]

@@ -315,7 +315,12 @@ def test_capacity_counts_what_the_running_instances_registered(box: Sandbox, dep
     cfg = write_config(box, tmp_path / "g.yaml", **{"service.desired_count": 8})
     ran = run_cli(box, ["--config", str(cfg), "up", "--yes"])
     assert ran.exit_code == 2 and "8 tasks desired, 6 fit" in ran.err
-    assert "MiB each (as the running instances registered them)" in ran.err
+    assert "MiB each (as the running t3.small instances registered them)" in ran.err
+    # a larger type replaces them: their registration says nothing of the new instances
+    larger = write_config(box, tmp_path / "l.yaml", **{"service.desired_count": 8, "cluster.instance_type": "t3.large"})
+    dry = run_cli(box, ["--config", str(larger), "up", "--dry-run"])
+    assert dry.exit_code == 0, dry.err
+    assert "replace-instances" in dry.out
 
 
 # --- placement and service ------------------------------------------------------------------------------------
