@@ -50,14 +50,18 @@ BALANCED = "is AZ balanced"
 STEADY = "has reached a steady state"
 
 
-def az_rebalancing(events: list[Json]) -> dict[str, Any]:
-    """From the service's events (newest first): is an AZ rebalancing in progress, and the event that says so."""
+def az_rebalancing(events: list[Json], enabled: bool = True) -> dict[str, Any]:
+    """From the service's events (newest first): is an AZ rebalancing in progress, and the event that says so.
+    In progress only while the setting is ENABLED and no steady state came after the "not AZ balanced" event:
+    a rebalancing that ends without its "is AZ balanced" event (turned off, or overtaken by a deployment) must not
+    read as in progress forever."""
     newest = next(
         (e for e in events if REBALANCING in str(e.get("message")) or BALANCED in str(e.get("message"))), None
     )
     message = str(newest["message"]) if newest else None
+    steady_after = newest is not None and any(STEADY in str(e.get("message")) for e in events[: events.index(newest)])
     return {
-        "in_progress": bool(message and REBALANCING in message),
+        "in_progress": bool(enabled and message and REBALANCING in message and not steady_after),
         "event": message,
         "at": _iso((newest or {}).get("createdAt")),
     }
@@ -165,7 +169,7 @@ def report(cfg: Config, obs: Observed, events: int = 10) -> dict[str, Any]:
             "maximum_percent": dc.get("maximumPercent"),
             "health_check_grace_seconds": svc.get("healthCheckGracePeriodSeconds"),
             "az_rebalancing": svc.get("availabilityZoneRebalancing") or "DISABLED",
-            "az_balance": az_rebalancing(svc.get("events") or []),
+            "az_balance": az_rebalancing(svc.get("events") or [], svc.get("availabilityZoneRebalancing") == "ENABLED"),
             "throttled": throttled(svc.get("events") or []),
         }
 

@@ -191,3 +191,20 @@ def test_help_does_not_import_boto3() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False False"
+
+
+def test_an_az_rebalancing_is_in_progress_only_until_something_ends_it() -> None:
+    """A rebalancing may end without its "is AZ balanced" event (turned off, overtaken by a deployment): a later
+    steady state or the setting DISABLED ends "in progress", so status cannot say it forever."""
+    from ghostha.status import az_rebalancing
+
+    def ev(*messages: str) -> list[dict[str, Any]]:  # newest first, as DescribeServices gives them
+        return [{"message": f"(service ghost) {m}"} for m in messages]
+
+    unbalanced = "is not AZ balanced with 4 tasks in us-east-1a and 2 tasks in us-east-1b. AZ Rebalancing in progress."
+    assert az_rebalancing(ev(unbalanced, "has reached a steady state."))["in_progress"]
+    assert not az_rebalancing(ev("has reached a steady state.", unbalanced))["in_progress"]
+    assert not az_rebalancing(ev(unbalanced), enabled=False)["in_progress"]
+    assert not az_rebalancing(ev("is AZ balanced with 3 tasks in us-east-1a and 3 tasks in us-east-1b.", unbalanced))[
+        "in_progress"
+    ]
