@@ -162,9 +162,12 @@ def test_a_restarted_sandbox_keeps_the_users_edits_and_never_writes_over_another
     assert write(second) == [], "nothing edited: the new sandbox's config, nothing kept"
     raw = yaml.safe_load(path.read_text())
     raw["service"]["desired_count"] = 4
-    raw["site_url"] = "http://127.0.0.1:9/"  # an older ghostha wrote the stand-in's URL: the sandbox's, not kept
     raw["cluster"]["key_name"] = "mine"
-    path.write_text(control.HEADER_FIRST + "\n" + yaml.safe_dump(raw))
+    raw["poll_seconds"] = 2  # set here, over the advice, as the file's header says one may
+    path.write_text(path.read_text() + yaml.safe_dump({"poll_seconds": 2}))
+    assert write(second) == ["poll_seconds"], "a value the user set over the advice stays"
+    raw["site_url"] = "http://127.0.0.1:9/"  # an older ghostha wrote the stand-in's URL: the sandbox's, not kept
+    path.write_text(control.HEADER_FIRST + "\n" + yaml.safe_dump(raw))  # that older ghostha's header
     assert write(first) == ["cluster.key_name", "service.desired_count"]
     cfg = config.load(str(path))
     assert (cfg.service.desired_count, cfg.cluster.key_name) == (4, "mine"), "the user's values stay"

@@ -142,15 +142,11 @@ def already_running(running: Running) -> GhosthaError:
 
 
 HEADER_FIRST = "# ghostha config for the local sandbox (written by `ghostha sandbox start`)."
-# what differs from one sandbox to the next (the runtime keys it advises included: an older ghostha wrote them),
-# a config's other values are the user's to keep
-_PER_SANDBOX = (
-    ("endpoint_url",),
-    ("poll_seconds",),
-    ("site_url",),
-    ("network", "subnets"),
-    ("network", "security_group"),
-)
+# what differs from one sandbox to the next: a config's other values are the user's to keep
+_PER_SANDBOX = (("endpoint_url",), ("network", "subnets"), ("network", "security_group"))
+# a ghostha before the sandbox advised them wrote these itself: in such a file they are the old sandbox's
+_ADVISED = (("poll_seconds",), ("site_url",))
+_ADVICE_LINE = "# poll_seconds and site_url are left out: the sandbox advises them"
 
 
 def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -166,12 +162,13 @@ def _keep_edits(path: Path, fresh: dict[str, Any]) -> tuple[dict[str, Any], list
     """A config this sandbox start writes over one an earlier start wrote: the values the user changed or added
     there stay (all but the endpoint and the network ids, which belong to the new sandbox). (data, kept keys)."""
     try:
-        old = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        old = yaml.safe_load(text)
     except (OSError, ValueError, yaml.YAMLError):
         return fresh, []
     if not isinstance(old, dict):
         return fresh, []
-    for keys in _PER_SANDBOX:  # the new sandbox's own
+    for keys in _PER_SANDBOX + (() if _ADVICE_LINE in text else _ADVISED):  # the new sandbox's own
         node: Any = old
         for k in keys[:-1]:
             node = node.get(k) if isinstance(node.get(k), dict) else {}
@@ -201,7 +198,7 @@ def write_config(path: Path, seeded: dict[str, Any], endpoint: str) -> list[str]
     header = (
         f"{HEADER_FIRST}\n"
         "# The seeded story: VPC, two subnets in two AZs, ALB ghost-elb -> ghost-tg, family ghost (host port 80).\n"
-        "# poll_seconds and site_url are left out: the sandbox advises them (its clock runs faster than AWS's,\n"
+        f"{_ADVICE_LINE} (its clock runs faster than AWS's,\n"
         "# and the blog answers at its ALB stand-in on loopback); set either here to override.\n"
     )
     data, kept = _keep_edits(path, s.config(endpoint)) if path.is_file() else (s.config(endpoint), [])
