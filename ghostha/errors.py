@@ -156,7 +156,9 @@ def from_boto(exc: Exception, operation: str | None = None) -> GhosthaError:
             hint="list your profiles with `aws configure list-profiles`, or drop --profile to use the default chain",
         )
     if isinstance(exc, EndpointConnectionError | ConnectionError):
-        return AwsError(f"cannot reach the AWS endpoint: {one_line(str(exc))}", hint=_unreachable_hint())
+        text = one_line(str(exc))
+        hint = "check the network (and any proxy settings)" if ".amazonaws.com" in text else _unreachable_hint()
+        return AwsError(f"cannot reach the AWS endpoint: {text}", hint=hint)
     op = operation or getattr(exc, "operation_name", "") or "AWS call"
     if isinstance(exc, ResponseParserError):
         return not_aws(op)
@@ -177,7 +179,7 @@ def _unreachable_hint() -> str:
 
     try:
         boxes = control.running(control.default_state_dir())
-    except OSError:
+    except Exception:  # a hint must never turn the one line into a crash (a foreign state file, say)
         boxes = []
     if not boxes:
         return "check the network, or the endpoint_url (is the sandbox running? `ghostha sandbox start`)"

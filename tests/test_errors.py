@@ -276,3 +276,6 @@ def test_an_unreachable_endpoint_names_the_sandbox_that_runs_now(box: Sandbox, t
     told = run_cli(box, ["--config", str(cfg), "status"])
     assert told.exit_code == 1 and "cannot reach the AWS endpoint" in told.err
     assert f"a sandbox runs at {box.endpoint} (config /x/ghostha-sandbox.yaml)" in told.err
+    state.write_text('{"endpoint": "http://x"}')  # no pid: not a state file of ours, and no crash
+    odd = run_cli(box, ["--config", str(cfg), "status"])
+    assert odd.exit_code == 1 and "is the sandbox running?" in odd.err and "internal error" not in odd.err

@@ -99,15 +99,15 @@ def find(state_dir: Path, name: str) -> Running | None:
     path = state_file(state_dir, name)
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not _alive(int(data["pid"])):
+        pid = int(data["pid"])
+        str(data["endpoint"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None  # not a state file of ours (a hand-edited or foreign one): no sandbox
+    if not _alive(pid):
         path.unlink(missing_ok=True)
         return None
     config = data.get("config")
-    return Running(
-        name, int(data["pid"]), str(data["endpoint"]), data.get("seeded"), path, config, data.get("site_url")
-    )
+    return Running(name, pid, str(data["endpoint"]), data.get("seeded"), path, config, data.get("site_url"))
 
 
 def write_state(path: Path, state: dict[str, Any]) -> None:
