@@ -446,7 +446,9 @@ def _failed(aws: Aws, cfg: Config, svc: Json, message: str) -> RolloutFailed:
 def failure_hint(stopped: list[Json]) -> str:
     """What to do, from how the service's tasks stopped: tasks that never ran (an image that cannot be pulled, a
     container that cannot start) are not a network problem."""
+    # on the EC2 launch type the pull error may be only a container's reason, not the task's
     reasons = [str(t.get("stoppedReason") or "") for t in stopped]
+    reasons += [str(c.get("reason") or "") for t in stopped for c in t.get("containers", [])]
     if any(r.startswith("CannotPullContainerError") for r in reasons):
         return (
             "the instances cannot pull the task's image: check the image name and tag in the family's latest "

@@ -89,3 +89,14 @@ def test_status_says_the_service_is_throttled_with_the_stopped_reason(box: Sandb
     )
     table = run_cli(box, ["--config", str(deployed), "status"])
     assert "tasks keep failing to start" in table.out
+
+
+def test_the_pull_hint_also_reads_the_containers_reasons() -> None:
+    """On the EC2 launch type the pull error can be a container's reason while the task's says only that an
+    essential container stopped: the hint is about the image either way."""
+    from ghostha.waiting import failure_hint
+
+    task = {"stoppedReason": "Essential container in task exited", "stopCode": "TaskFailedToStart"}
+    pulled = {**task, "containers": [{"reason": "CannotPullContainerError: pull image manifest has been retried"}]}
+    assert PULL_HINT in failure_hint([pulled])
+    assert PULL_HINT not in failure_hint([task])
