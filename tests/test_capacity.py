@@ -273,3 +273,24 @@ def test_teardown_revokes_the_stacks_rule_in_a_group_the_config_no_longer_names(
     assert ran.exit_code == 0, ran.out + ran.err
     assert box.seeded.instance_sg in ran.out
     assert stack_rules(box) == {}, "teardown deletes every rule ghostha added, wherever it is"
+
+
+def test_a_replacement_that_fails_leaves_the_old_groups_rule_in_place(
+    box: Sandbox, deployed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stale rule is revoked only after every instance moved: when the newcomer cannot launch, the old
+    instances still serve through the old group, so its rule stays, and the next `up` finishes the move."""
+    assert box.seeded is not None
+    old = box.seeded.instance_sg
+    cfg = write_config(box, tmp_path / "new.yaml", **{"network.security_group": another_instance_group(box)})
+    iam = box.client("iam")
+
+    def drop_profile() -> None:  # the newcomer cannot launch: its instance profile is gone
+        iam.remove_role_from_instance_profile(InstanceProfileName="ecsInstanceRole", RoleName="ecsInstanceRole")
+        iam.delete_instance_profile(InstanceProfileName="ecsInstanceRole")
+
+    _hook(monkeypatch, "autoscaling", "UpdateAutoScalingGroup", drop_profile)
+    ran = up(box, cfg)
+    assert ran.exit_code == 1 and "Invalid IAM Instance Profile" in ran.err, ran.out + ran.err
+    assert old in stack_rules(box), "the ALB keeps its way to the old instances' tasks"
+    assert healthy_targets(box) == 6
