@@ -22,7 +22,7 @@ from typing import Any
 
 from ghostha import taskdef
 from ghostha.config import TAG_KEY, Config
-from ghostha.observe import SLR_NAME, Json, Observed, tag_dict
+from ghostha.observe import SLR_NAME, Json, Observed, ci_attribute, tag_dict
 from ghostha.resources import launch_template
 from ghostha.resources.ingress_rule import AGENT_PORTS, DYNAMIC_PORTS
 from ghostha.resources.service import SPREAD
@@ -236,7 +236,7 @@ class Facts:
         return [ci for ci in self.obs.container_instances if ci.get("status") == "ACTIVE"]
 
     def instance_az(self, ci: Json) -> str | None:
-        return next((a.get("value") for a in ci.get("attributes", []) if a["name"] == "ecs.availability-zone"), None)
+        return ci_attribute(ci, "ecs.availability-zone")
 
     @property
     def tg_name(self) -> str:
@@ -606,11 +606,6 @@ def registered_estimate(instance_type: Json) -> Size:
     return Size(vcpus * 1024, int(mib * AGENT_MEMORY_SHARE))
 
 
-def _attribute(ci: Json, name: str) -> str | None:
-    """A container instance attribute's value (ecs.instance-type, ecs.availability-zone, …)."""
-    return next((str(a.get("value")) for a in ci.get("attributes", []) if a.get("name") == name), None)
-
-
 def _registered(ci: Json) -> Size:
     res = {r["name"]: int(r.get("integerValue", 0)) for r in ci.get("registeredResources", [])}
     return Size(res.get("CPU", 0), res.get("MEMORY", 0))
@@ -654,7 +649,7 @@ def _capacity(f: Facts) -> None:
         how = f"as ECS registers a {cfg.cluster.instance_type}"
         # the real registration beats the estimate, when the instances are of the configured type (a new type
         # replaces them: then their numbers say nothing)
-        same = [ci for ci in f.active_instances if _attribute(ci, "ecs.instance-type") == cfg.cluster.instance_type]
+        same = [ci for ci in f.active_instances if ci_attribute(ci, "ecs.instance-type") == cfg.cluster.instance_type]
         if same:
             each = min((_registered(ci) for ci in same), key=lambda s: s.memory)
             how = f"as the running {cfg.cluster.instance_type} instances registered them"

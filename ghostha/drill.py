@@ -188,12 +188,12 @@ class Prepared:
 
 def expected_times(aws: Aws, target_group: dict[str, Any] | None, service: dict[str, Any] | None) -> dict[str, Any]:
     """What the settings promise: healthy after threshold x interval, draining for the deregistration delay."""
+    from ghostha.observe import target_group_attributes
+
     tg = target_group or {}
     delay = None
     if tg.get("TargetGroupArn"):
-        attrs = aws.client("elbv2").describe_target_group_attributes(TargetGroupArn=tg["TargetGroupArn"])
-        values = {a["Key"]: a.get("Value") for a in attrs.get("Attributes", [])}
-        raw = values.get("deregistration_delay.timeout_seconds")
+        raw = target_group_attributes(aws, tg["TargetGroupArn"]).get("deregistration_delay.timeout_seconds")
         delay = int(raw) if raw is not None else None
     interval, threshold = tg.get("HealthCheckIntervalSeconds"), tg.get("HealthyThresholdCount")
     return {

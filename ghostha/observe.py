@@ -631,7 +631,12 @@ def instance_type_info(aws: Aws, instance_type: str) -> Json | None:
     return found[0] if found else None
 
 
-def _target_group_attributes(aws: Aws, tg_arn: str) -> dict[str, str]:
+def ci_attribute(ci: Json, name: str) -> str | None:
+    """A container instance's attribute (ecs.availability-zone, ecs.instance-type, ecs.ami-id, …), or None."""
+    return next((str(a.get("value")) for a in ci.get("attributes", []) if a.get("name") == name), None)
+
+
+def target_group_attributes(aws: Aws, tg_arn: str) -> dict[str, str]:
     resp = aws.client("elbv2").describe_target_group_attributes(TargetGroupArn=tg_arn)
     return {a["Key"]: str(a.get("Value", "")) for a in resp["Attributes"]}
 
@@ -683,7 +688,7 @@ def doctor_reads(aws: Aws, cfg: Config, obs: Observed) -> Observed:
     }
     if obs.target_group:
         arn = obs.target_group["TargetGroupArn"]
-        calls["target_group_attributes"] = lambda: _target_group_attributes(aws, arn)
+        calls["target_group_attributes"] = lambda: target_group_attributes(aws, arn)
     roles = [r["RoleName"] for r in (obs.instance_profile or {}).get("Roles", [])]
     if roles:
         calls["instance_role_policies"] = tolerant(

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from ghostha.config import Config
-from ghostha.observe import Json, Observed
+from ghostha.observe import Json, Observed, ci_attribute
 from ghostha.waiting import THROTTLED, primary_deployment, task_host_port
 
 
@@ -83,13 +83,12 @@ def report(cfg: Config, obs: Observed, events: int = 10) -> dict[str, Any]:
     ami_of = {str(i["InstanceId"]): i.get("ImageId") for i in obs.instances}
     instances = []
     for ci in obs.container_instances:
-        attrs = {a["name"]: a.get("value") for a in ci.get("attributes", [])}
-        ami = ami_of.get(ci["ec2InstanceId"]) or attrs.get("ecs.ami-id")
+        ami = ami_of.get(ci["ec2InstanceId"]) or ci_attribute(ci, "ecs.ami-id")
         instances.append(
             {
                 "instance_id": ci["ec2InstanceId"],
-                "az": attrs.get("ecs.availability-zone"),
-                "instance_type": attrs.get("ecs.instance-type"),
+                "az": ci_attribute(ci, "ecs.availability-zone"),
+                "instance_type": ci_attribute(ci, "ecs.instance-type"),
                 "status": ci.get("status"),
                 "agent_connected": bool(ci.get("agentConnected")),
                 "running_tasks": int(ci.get("runningTasksCount", 0)),
