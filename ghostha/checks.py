@@ -22,7 +22,7 @@ from typing import Any
 
 from ghostha import taskdef
 from ghostha.config import TAG_KEY, Config
-from ghostha.observe import SLR_NAME, Json, Observed, ci_attribute, tag_dict
+from ghostha.observe import SLR_NAME, Json, Observed, ci_attribute, ci_resource, tag_dict
 from ghostha.resources import launch_template
 from ghostha.resources.ingress_rule import AGENT_PORTS, DYNAMIC_PORTS
 from ghostha.resources.service import SPREAD
@@ -607,8 +607,7 @@ def registered_estimate(instance_type: Json) -> Size:
 
 
 def _registered(ci: Json) -> Size:
-    res = {r["name"]: int(r.get("integerValue", 0)) for r in ci.get("registeredResources", [])}
-    return Size(res.get("CPU", 0), res.get("MEMORY", 0))
+    return Size(ci_resource(ci, "CPU", "registeredResources"), ci_resource(ci, "MEMORY", "registeredResources"))
 
 
 def fits(instance: Size, task: Size, static_port: bool) -> tuple[int, str]:

@@ -631,6 +631,16 @@ def instance_type_info(aws: Aws, instance_type: str) -> Json | None:
     return found[0] if found else None
 
 
+def short(arn: Any, missing: str = "none") -> str:
+    """The last part of an ARN (ghost:3, a service name, a task id), or `missing`."""
+    return str(arn).rsplit("/", 1)[-1] if arn else missing
+
+
+def ci_resource(ci: Json, name: str, key: str = "remainingResources") -> int:
+    """A container instance's CPU or MEMORY (integer resources) in `remainingResources` or `registeredResources`."""
+    return next((int(r.get("integerValue", 0)) for r in ci.get(key, []) if r.get("name") == name), 0)
+
+
 def ci_attribute(ci: Json, name: str) -> str | None:
     """A container instance's attribute (ecs.availability-zone, ecs.instance-type, ecs.ami-id, …), or None."""
     return next((str(a.get("value")) for a in ci.get("attributes", []) if a.get("name") == name), None)

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from ghostha.config import Config
-from ghostha.observe import Json, Observed, ci_attribute
+from ghostha.observe import Json, Observed, ci_attribute, ci_resource, short
 from ghostha.waiting import THROTTLED, primary_deployment, task_host_port
 
 
@@ -34,14 +34,7 @@ def ago(then: Any, now: datetime | None) -> str | None:
 
 
 def _rev(arn: Any) -> str:
-    return str(arn).rsplit("/", 1)[-1] if arn else ""
-
-
-def _resource(ci: Json, name: str, key: str = "remainingResources") -> int:
-    for r in ci.get(key, []):
-        if r.get("name") == name:
-            return int(r.get("integerValue", 0))
-    return 0
+    return short(arn, missing="")
 
 
 # ECS's service event words (developer guide, "Track Amazon ECS Availability Zone rebalancing")
@@ -92,8 +85,8 @@ def report(cfg: Config, obs: Observed, events: int = 10) -> dict[str, Any]:
                 "status": ci.get("status"),
                 "agent_connected": bool(ci.get("agentConnected")),
                 "running_tasks": int(ci.get("runningTasksCount", 0)),
-                "free_cpu": _resource(ci, "CPU"),
-                "free_memory": _resource(ci, "MEMORY"),
+                "free_cpu": ci_resource(ci, "CPU"),
+                "free_memory": ci_resource(ci, "MEMORY"),
                 "ami": ami,
                 # launched before the SSM parameter's current AMI: replaced only when an instance is replaced
                 "ami_outdated": bool(obs.current_ami and ami and ami != obs.current_ami),

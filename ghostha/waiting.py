@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 from ghostha.aws import Aws
 from ghostha.config import Config
 from ghostha.errors import AwsError, RolloutFailed, WaitTimeout
-from ghostha.observe import Json, chunks, cluster_instances, maybe, service_tasks
+from ghostha.observe import Json, chunks, ci_resource, cluster_instances, maybe, service_tasks, short
 
 T = TypeVar("T")
 # ECS's event for a service whose tasks keep failing to start (developer guide, "Amazon ECS service throttle logic")
@@ -303,9 +303,7 @@ def _unplaceable(aws: Aws, cfg: Config, svc: Json, event: str) -> RolloutFailed:
         need = sum(int(c.get("memoryReservation") or c.get("memory") or 0) for c in tdef["containerDefinitions"])
         need = need or int(tdef.get("memory") or 0)
     for ci in cluster_instances_soon(aws, cfg.cluster.name):
-        free = next(
-            (int(r.get("integerValue", 0)) for r in ci.get("remainingResources", []) if r["name"] == "MEMORY"), 0
-        )
+        free = ci_resource(ci, "MEMORY")
         details.append(
             f"instance {ci['ec2InstanceId']}: {free} MiB free, {ci.get('runningTasksCount', 0)} tasks; "
             f"a task reserves {need} MiB"
@@ -421,7 +419,16 @@ def task_host_port(task: Json, cfg: Config) -> int:
 
 
 def _rev(dep: Json) -> str:
-    return str(dep.get("taskDefinition", "?")).rsplit("/", 1)[-1]
+    return short(dep.get("taskDefinition"), missing="?")
+
+
+def stop_reasons(tasks: tuple[Json, ...] | list[Json]) -> list[tuple[str, int]]:
+    """The stopped tasks' reasons, most frequent first (five at most), each with its count."""
+    reasons: dict[str, int] = {}
+    for t in tasks:
+        r = str(t.get("stoppedReason") or "no reason given")
+        reasons[r] = reasons.get(r, 0) + 1
+    return sorted(reasons.items(), key=lambda x: -x[1])[:5]
 
 
 def _failed(aws: Aws, cfg: Config, svc: Json, message: str) -> RolloutFailed:
@@ -435,11 +442,7 @@ def _failed(aws: Aws, cfg: Config, svc: Json, message: str) -> RolloutFailed:
     ).get("taskArns", [])
     if arns:  # the first page is enough to explain a failure
         stopped = ecs.describe_tasks(cluster=cfg.cluster.name, tasks=arns[:100])["tasks"]
-        reasons: dict[str, int] = {}
-        for t in stopped:
-            r = t.get("stoppedReason") or "no reason given"
-            reasons[r] = reasons.get(r, 0) + 1
-        details += [f"stopped task ({n}x): {r}" for r, n in sorted(reasons.items(), key=lambda x: -x[1])[:5]]
+        details += [f"stopped task ({n}x): {r}" for r, n in stop_reasons(stopped)]
     return RolloutFailed(message, hint=failure_hint(stopped), details=details)
 
 

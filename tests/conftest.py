@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -355,3 +358,36 @@ def aws_error(code: str, message: str, status: int = 400) -> tuple[FakeHttp, dic
 
 def is_mutating(action: str) -> bool:
     return not action.startswith(("Describe", "List", "Get"))
+
+
+class Canned:
+    """A loopback HTTP server giving every GET and POST one canned answer: `body` (JSON unless bytes), `status`
+    and `content_type`, changeable between requests; `paths` records what was asked."""
+
+    def __init__(self, body: Any = None, status: int = 200, content_type: str = "application/json") -> None:
+        self.body, self.status, self.content_type = body if body is not None else {}, status, content_type
+        self.paths: list[str] = []
+        canned = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                canned.paths.append(self.path)
+                raw = canned.body if isinstance(canned.body, bytes) else json.dumps(canned.body).encode()
+                self.send_response(canned.status)
+                self.send_header("Content-Type", canned.content_type)
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            do_POST = do_GET
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

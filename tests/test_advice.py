@@ -4,9 +4,7 @@ checked as the config checks them, and nothing at all from an endpoint that does
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,41 +13,14 @@ import yaml
 
 from ghostha import advice, config
 from ghostha.sandbox.server import Sandbox
-from tests.conftest import run_cli, write_config
-
-
-class Stub:
-    """A loopback HTTP server answering /_ghostha/runtime with `body` (JSON when not bytes) and `status`."""
-
-    def __init__(self) -> None:
-        self.body: Any = {}
-        self.status = 200
-        self.paths: list[str] = []
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                stub.paths.append(self.path)
-                raw = stub.body if isinstance(stub.body, bytes) else json.dumps(stub.body).encode()
-                self.send_response(stub.status)
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+from tests.conftest import Canned, run_cli, write_config
 
 
 @pytest.fixture
-def stub() -> Iterator[Stub]:
-    s = Stub()
+def stub() -> Iterator[Canned]:
+    s = Canned()
     yield s
-    s.server.shutdown()
-    s.server.server_close()
+    s.close()
 
 
 def cfg_text(tmp_path: Path, **keys: Any) -> config.Config:
@@ -59,7 +30,7 @@ def cfg_text(tmp_path: Path, **keys: Any) -> config.Config:
     return config.load(str(path))
 
 
-def test_a_config_without_the_runtime_keys_takes_the_endpoints_advice(stub: Stub, tmp_path: Path) -> None:
+def test_a_config_without_the_runtime_keys_takes_the_endpoints_advice(stub: Canned, tmp_path: Path) -> None:
     stub.body = {"poll_seconds": 0.5, "site_url": "http://127.0.0.1:8080", "stack": "other"}
     cfg = advice.apply(cfg_text(tmp_path), stub.url)
     assert (cfg.poll_seconds, cfg.site_url) == (0.5, "http://127.0.0.1:8080")
@@ -67,7 +38,7 @@ def test_a_config_without_the_runtime_keys_takes_the_endpoints_advice(stub: Stub
     assert stub.paths == ["/_ghostha/runtime"]
 
 
-def test_a_value_the_config_sets_wins_over_the_advice(stub: Stub, tmp_path: Path) -> None:
+def test_a_value_the_config_sets_wins_over_the_advice(stub: Canned, tmp_path: Path) -> None:
     stub.body = {"poll_seconds": 0.5, "site_url": "http://127.0.0.1:8080"}
     cfg = advice.apply(cfg_text(tmp_path, poll_seconds=7, site_url="https://blog.example.com"), stub.url)
     assert (cfg.poll_seconds, cfg.site_url) == (7.0, "https://blog.example.com")
@@ -88,7 +59,9 @@ def test_a_value_the_config_sets_wins_over_the_advice(stub: Stub, tmp_path: Path
         (200, {"poll_seconds": float("nan")}),
     ],
 )
-def test_an_answer_that_is_not_good_advice_advises_nothing(stub: Stub, tmp_path: Path, status: int, body: Any) -> None:
+def test_an_answer_that_is_not_good_advice_advises_nothing(
+    stub: Canned, tmp_path: Path, status: int, body: Any
+) -> None:
     stub.status, stub.body = status, body
     cfg = advice.apply(cfg_text(tmp_path), stub.url)
     assert (cfg.poll_seconds, cfg.site_url) == (5.0, None)

@@ -4,6 +4,7 @@ host ports, or every target times out."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ghostha.sandbox.server import Sandbox
 from tests.conftest import (
@@ -44,6 +45,16 @@ def _alb_egress_only_port_80(box: Sandbox) -> None:
     _allow_egress(box, 80, 80)
 
 
+def two_tasks_checked(box: Sandbox) -> list[dict[str, Any]]:
+    """Instances admitting the ALB on the dynamic ports, two tasks on them, health-checked for 200 s: the targets."""
+    open_dynamic_ports(box)
+    capacity(box)
+    settle(box, 40)
+    service(box, dynamic_revision(box), count=2, breaker=False, grace=600)
+    settle(box, 200)
+    return targets(box)
+
+
 def test_targets_time_out_when_the_alb_group_allows_no_egress_to_them(box: Sandbox) -> None:
     """ "You must ensure that your load balancer can communicate with registered targets on both the listener port
     and the health check port ... the security groups associated with the load balancer allow traffic on the new
@@ -52,12 +63,7 @@ def test_targets_time_out_when_the_alb_group_allows_no_egress_to_them(box: Sandb
     https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-update-security-groups.html)
     The instances admit the ALB on the dynamic ports, but the ALB's group lets only port 80 out: Target.Timeout."""
     _alb_egress_only_port_80(box)
-    open_dynamic_ports(box)
-    capacity(box)
-    settle(box, 40)
-    service(box, dynamic_revision(box), count=2, breaker=False, grace=600)
-    settle(box, 200)
-    health = targets(box)
+    health = two_tasks_checked(box)
     assert health and {h["TargetHealth"]["State"] for h in health} == {"unhealthy"}
     assert {h["TargetHealth"]["Reason"] for h in health} == {"Target.Timeout"}
 
@@ -67,12 +73,7 @@ def test_targets_healthy_with_egress_on_the_dynamic_range(box: Sandbox) -> None:
     assert box.seeded is not None
     _alb_egress_only_port_80(box)
     _allow_egress(box, 32768, 65535)
-    open_dynamic_ports(box)
-    capacity(box)
-    settle(box, 40)
-    service(box, dynamic_revision(box), count=2, breaker=False, grace=600)
-    settle(box, 200)
-    health = targets(box)
+    health = two_tasks_checked(box)
     assert health and {h["TargetHealth"]["State"] for h in health} == {"healthy"}
 
 

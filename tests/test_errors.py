@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import subprocess
 import sys
@@ -16,7 +15,16 @@ import pytest
 
 from ghostha import observe
 from ghostha.sandbox.server import Sandbox
-from tests.conftest import aws_error, ctrl_c_on_sleep, mutating, on_sessions, run_cli, running_tasks, write_config
+from tests.conftest import (
+    Canned,
+    aws_error,
+    ctrl_c_on_sleep,
+    mutating,
+    on_sessions,
+    run_cli,
+    running_tasks,
+    write_config,
+)
 
 MARKUP = "[bold red]not bold[/] [/oops] Unable to assume role [arn:aws:iam::123456789012:role/x]"
 CONTROL = "bell\x07 escape\x1b[31m cr\r nul\x00 rtl\u202e end"
@@ -163,27 +171,10 @@ def test_gather_does_not_wait_for_calls_in_flight_on_ctrl_c() -> None:
 def web_page(request: pytest.FixtureRequest) -> Iterator[str]:
     """A plain web server answering every request with an HTML page: an error status, or 200 as a site does
     (the sandbox's ALB stand-in, say, given as the endpoint by mistake)."""
-    status = int(request.param)
-
-    class Page(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = b"<!DOCTYPE html>\n<html><head><title>Not here</title></head>\n<body>" + b"<p>x</p>\n" * 12
-            self.send_response(status)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_POST
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    page = b"<!DOCTYPE html>\n<html><head><title>Not here</title></head>\n<body>" + b"<p>x</p>\n" * 12
+    server = Canned(page, status=int(request.param), content_type="text/html")
+    yield server.url
+    server.close()
 
 
 def test_a_web_page_at_the_endpoint_is_one_line(box: Sandbox, tmp_path: Path, web_page: str) -> None:

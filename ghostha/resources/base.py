@@ -108,11 +108,6 @@ def aws_tags(cfg: Config) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in cfg.tags.items()]
 
 
-def short(arn: Any) -> str:
-    """The last part of an ARN (ghost:3, a service name), or 'none'."""
-    return str(arn).rsplit("/", 1)[-1] if arn else "none"
-
-
 HINT = "run `ghostha teardown` again: it finishes what is left"
 
 

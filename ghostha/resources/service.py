@@ -17,9 +17,9 @@ from typing import Any
 
 from ghostha.config import TAG_KEY, Config
 from ghostha.errors import OwnershipError
-from ghostha.observe import Inventory, Json, Observed
-from ghostha.resources.base import HINT, Change, Context, Item, Ref, Step, diff_fields, ecs_tags, short
-from ghostha.waiting import service_gone, service_healthy_at_least, service_tasks_left
+from ghostha.observe import Inventory, Json, Observed, short
+from ghostha.resources.base import HINT, Change, Context, Item, Ref, Step, diff_fields, ecs_tags
+from ghostha.waiting import service_gone, service_healthy_at_least, service_tasks_left, stop_reasons
 
 KEYS = (
     "service.name",
@@ -306,14 +306,6 @@ def plan(cfg: Config, obs: Observed, task_definition: str | Ref, replace: bool) 
         )
     )
     return ServicePlan(steps, notes, others)
-
-
-def stop_reasons(tasks: tuple[Json, ...] | list[Json]) -> list[tuple[str, int]]:
-    reasons: dict[str, int] = {}
-    for t in tasks:
-        r = str(t.get("stoppedReason") or "no reason given")
-        reasons[r] = reasons.get(r, 0) + 1
-    return sorted(reasons.items(), key=lambda x: -x[1])[:5]
 
 
 def wait_service_step(ctx: Context) -> str:

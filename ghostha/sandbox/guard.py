@@ -37,12 +37,8 @@ from ghostha.sandbox.sim import Simulator, new_deployment
 
 Response = ecs_responses.EC2ContainerServiceResponse
 _original: dict[str, Any] = {}
-SIM: Simulator | None = None
-
-
-class ClientException(ECSException):
-    def __init__(self, message: str) -> None:
-        super().__init__("ClientException", message)
+ClientException = ecs_api.ClientException
+_sim = ecs_api._sim  # the one simulation both modules act through (ecs_api.install sets it)
 
 
 class ClusterContainsServicesException(ECSException):
@@ -69,12 +65,6 @@ class ClusterContainsTasksException(ECSException):
 class ServiceNotActiveException(ECSException):
     def __init__(self) -> None:
         super().__init__("ServiceNotActiveException", "Service was not ACTIVE.")
-
-
-def _sim() -> Simulator:
-    if SIM is None:
-        raise RuntimeError("the sandbox simulation is not installed")
-    return SIM
 
 
 def _check_target_groups(self: Any, load_balancers: list[dict[str, Any]], task_definition: str | None) -> None:
@@ -299,7 +289,5 @@ PATCHES = {
 
 def install(sim: Simulator) -> None:
     """Patch moto's ECS handlers (idempotent); `sim` is the simulation they act through."""
-    global SIM
-    SIM = sim
     replace_handlers(Response, PATCHES, _original)
     ecs_api.install(sim)
