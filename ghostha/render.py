@@ -357,10 +357,11 @@ class DrillView:
         self._live.start()
 
     def status(self, text: str) -> None:
-        self._spinner.update(text=Text(text))
+        self._spinner.update(text=plain(text))
 
     def event(self, at: float, text: str) -> None:
-        self.console.print(f"  [dim]{at:7.1f}s[/] {text}", highlight=False)
+        """A timeline line: its text may quote AWS (a task's stop reason, an ECS event), so never markup."""
+        self.console.print(Text.assemble("  ", (f"{at:7.1f}s", "dim"), " ", plain(text)), highlight=False)
 
     def close(self) -> None:
         self._live.stop()
@@ -375,14 +376,14 @@ def drill_report(report: dict[str, Any]) -> Group:
     style = "bold green" if report["verdict"] == "PASS" else "bold red"
     v = report["victim"]
     summary = Table.grid(padding=(0, 2))
-    summary.add_row("verdict", Text(f"{report['verdict']}: {report['reason']}", style=style))
+    summary.add_row("verdict", plain(f"{report['verdict']}: {report['reason']}", style=style))
     if v["kind"] == "instance":
         how = "graceful: drained first" if v["graceful"] else "abrupt: TerminateInstanceInAutoScalingGroup"
-        summary.add_row("victim", f"instance {v['id']} with {len(v['task_ids'])} tasks ({how})")
+        _row(summary, "victim", f"instance {v['id']} with {len(v['task_ids'])} tasks ({how})")
     else:
         how = "graceful: target drained first" if v["graceful"] else "abrupt: StopTask"
-        summary.add_row("victim", f"task {v['id']} on {v['instance_id']}:{v['host_port']} ({how})")
-    summary.add_row("probed", report["url"])
+        _row(summary, "victim", f"task {v['id']} on {v['instance_id']}:{v['host_port']} ({how})")
+    _row(summary, "probed", report["url"])
     if report["clock_rate"] != 1:
         summary.add_row("clock", f"AWS's seconds: its Date header ran {report['clock_rate']:g}x the drill's clock")
     r = report["requests"]
@@ -412,5 +413,5 @@ def drill_report(report: dict[str, Any]) -> Group:
     )
     timeline = _table("timeline", ("at", "event"))
     for e in report["timeline"]:
-        timeline.add_row(f"{e['at_seconds']:.1f}s", e["event"])
+        _row(timeline, f"{e['at_seconds']:.1f}s", e["event"])
     return Group(summary, req, out, times, timeline)

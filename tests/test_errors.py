@@ -270,3 +270,34 @@ def test_an_unreachable_endpoint_names_the_sandbox_that_runs_now(box: Sandbox, t
     state.write_text('{"endpoint": "http://x"}')  # no pid: not a state file of ours, and no crash
     odd = run_cli(box, ["--config", str(cfg), "status"])
     assert odd.exit_code == 1 and "is the sandbox running?" in odd.err and "internal error" not in odd.err
+
+
+def test_the_drills_report_and_timeline_print_outside_text_as_it_is() -> None:
+    """The drill's lines quote AWS (events, stop reasons) and the user (the URL): markup stays literal."""
+    from rich.console import Console
+
+    from ghostha import render
+
+    console = Console(record=True, width=4096, force_terminal=False)
+    view = render.DrillView(console)
+    view.event(1.0, f"AZ rebalancing: {MARKUP}")
+    view.close()
+    seconds = {"running_after_seconds": 1, "healthy_after_seconds": 2, "steady_after_seconds": 3}
+    requests = {"sent": 1, "ok": 1, "failed": 0, "by_status": {}, "connection_errors": 0, "timeouts": 0}
+    report = {
+        "verdict": "PASS",
+        "reason": MARKUP,
+        "victim": {"kind": "task", "graceful": False, "id": "t", "instance_id": "i", "host_port": 1},
+        "url": f"http://x/{MARKUP}",
+        "clock_rate": 1,
+        "requests": requests,
+        "longest_outage_seconds": None,
+        "first_failure_at": None,
+        "last_failure_at": None,
+        "recovery": seconds,
+        "expected": {"healthy_within_seconds": 20, "draining_seconds": 30, "grace_seconds": 120},
+        "timeline": [{"at_seconds": 1.0, "event": MARKUP}],
+    }
+    console.print(render.drill_report(report))
+    text = console.export_text()
+    assert text.count(MARKUP) == 4, text
